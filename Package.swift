@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Numeric targets are built with -Ounchecked in release: bounds checks in the inner
+// loops of kernels cost 2-3x, and every index there is derived from validated shapes.
+let numeric: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "stylize",
+    products: [
+        .library(name: "StylizeCore", targets: ["StylizeCore"]),
+        .library(name: "StylizeModels", targets: ["StylizeModels"]),
+        .executable(name: "stylize-tool", targets: ["stylize-tool"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenBLAS",
+            path: "Sources/COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(name: "StylizeCore", dependencies: ["COpenBLAS"], swiftSettings: numeric),
+        .target(name: "StylizeModels", dependencies: ["StylizeCore"], swiftSettings: numeric),
+        .executableTarget(
+            name: "stylize-tool",
+            dependencies: [
+                "StylizeModels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: numeric
+        ),
+        .testTarget(name: "StylizeCoreTests", dependencies: ["StylizeCore"]),
+        .testTarget(
+            name: "StylizeModelsTests",
+            dependencies: ["StylizeModels"],
+            exclude: ["Fixtures"]
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,100 @@
+/// Scaled dot-product multi-head attention on [B, T, heads·headDim] tensors (the layout
+/// the q/k/v projections produce), without materialising per-head copies: each head is
+/// a strided view that sgemm reads through its leading dimension.
+public enum MultiHeadAttention {
+    /// - Parameters:
+    ///   - keyBias: optional additive bias per key, [B, Tk] (0 keep, large negative drop).
+    ///   - causal: query i attends to keys ≤ i + (Tk − Tq).
+    public static func callAsFunction(
+        q: Tensor, k: Tensor, v: Tensor, heads: Int,
+        scale: Float? = nil, keyBias: Tensor? = nil, causal: Bool = false
+    ) -> Tensor {
+        precondition(q.rank == 3 && k.rank == 3 && v.rank == 3, "attention: q/k/v must be [B, T, D]")
+        let b = q.shape[0], tq = q.shape[1], tk = k.shape[1]
+        let qkDim = q.shape[2], vDim = v.shape[2]
+        precondition(k.shape[0] == b && v.shape[0] == b && v.shape[1] == tk && k.shape[2] == qkDim,
+                     "attention: q \(q.shape), k \(k.shape), v \(v.shape) disagree")
+        precondition(qkDim % heads == 0 && vDim % heads == 0, "attention: \(qkDim) not divisible by \(heads) heads")
+        let d = qkDim / heads, dv = vDim / heads
+        let alpha = scale ?? 1 / Float(d).squareRoot()
+        var out = Tensor(uninitialized: [b, tq, vDim])
+        // Bound the score buffer to 4M floats (16 MB) by splitting queries.
+        let chunk = max(1, min(tq, (4 << 20) / max(1, tk)))
+        var scores = [Float](unsafeUninitializedCapacity: chunk * tk) { _, c in c = chunk * tk }
+        let biasData = keyBias?.data ?? []
+        if let keyBias { precondition(keyBias.count == b * tk, "attention: key bias \(keyBias.shape) is not [\(b), \(tk)]") }
+        biasData.withUnsafeBufferPointer { biasBuf in
+        q.data.withUnsafeBufferPointer { qb in
+            k.data.withUnsafeBufferPointer { kb in
+                v.data.withUnsafeBufferPointer { vb in
+                    out.data.withUnsafeMutableBufferPointer { ob in
+                        scores.withUnsafeMutableBufferPointer { sb in
+                            let s = sb.baseAddress!
+                            for bi in 0..<b {
+                                for h in 0..<heads {
+                                    var q0 = 0
+                                    while q0 < tq {
+                                        let rows = min(chunk, tq - q0)
+                                        BLAS.sgemm(transB: true, m: rows, n: tk, k: d, alpha: alpha,
+                                                   a: qb.baseAddress! + (bi * tq + q0) * qkDim + h * d, lda: qkDim,
+                                                   b: kb.baseAddress! + bi * tk * qkDim + h * d, ldb: qkDim,
+                                                   c: s, ldc: tk)
+                                        let bias: UnsafePointer<Float>? =
+                                            keyBias == nil ? nil : UnsafePointer(biasBuf.baseAddress! + bi * tk)
+                                        softmaxRows(s, rows: rows, cols: tk, keyBias: bias,
+                                                    causalOffset: causal ? (tk - tq + q0) : nil)
+                                        BLAS.sgemm(m: rows, n: dv, k: tk,
+                                                   a: s, lda: tk,
+                                                   b: vb.baseAddress! + bi * tk * vDim + h * dv, ldb: vDim,
+                                                   c: ob.baseAddress! + (bi * tq + q0) * vDim + h * dv, ldc: vDim)
+                                        q0 += rows
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        }
+        return out
+    }
+
+    /// In-place row softmax. With `causalOffset` o, row r keeps columns ≤ r + o.
+    static func softmaxRows(_ s: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+                            keyBias: UnsafePointer<Float>?, causalOffset: Int?) {
+        parallelRanges(rows, minPerThread: 8) { r in
+            for row in r {
+                let p = s + row * cols
+                if let keyBias { for j in 0..<cols { p[j] += keyBias[j] } }
+                var valid = cols
+                if let causalOffset {
+                    valid = max(0, min(cols, row + causalOffset + 1))
+                    for j in valid..<cols { p[j] = 0 }
+                }
+                if valid == 0 { continue }
+                var m = -Float.infinity
+                for j in 0..<valid { m = max(m, p[j]) }
+                var sum: Float = 0
+                var j = 0
+                let mv = Vec8(repeating: m)
+                var acc = Vec8(repeating: 0)
+                while j + 8 <= valid {
+                    let e = vexp(vload(p + j) - mv)
+                    vstore(e, p + j)
+                    acc += e
+                    j += 8
+                }
+                sum = acc.sum()
+                if j < valid {
+                    var t = Vec8(repeating: -Float.infinity)
+                    for i in j..<valid { t[i - j] = p[i] - m }
+                    let e = vexp(t)
+                    for i in j..<valid { p[i] = e[i - j]; sum += e[i - j] }
+                }
+                let inv = 1 / sum
+                for i in 0..<valid { p[i] *= inv }
+            }
+        }
+    }
+}

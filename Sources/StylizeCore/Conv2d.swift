@@ -1,0 +1,143 @@
+/// 2-D convolution on NHWC tensors as im2col + OpenBLAS sgemm.
+///
+/// Weights are packed once at load from PyTorch's [Cout, Cin, kh, kw] to
+/// [Cout, kh, kw, Cin], which is the row order of an im2col patch, so the GEMM is
+/// patches[M, kh·kw·Cin] × packedᵀ. 1×1 stride-1 convolutions skip im2col entirely.
+public struct Conv2dKernel: Sendable {
+    public let inChannels: Int
+    public let outChannels: Int
+    public let kernelH: Int
+    public let kernelW: Int
+    public let stride: Int
+    /// (top, left, bottom, right) zero padding.
+    public let padding: (top: Int, left: Int, bottom: Int, right: Int)
+    /// [Cout, kh, kw, Cin]
+    public let packedWeight: [Float]
+    public let bias: [Float]?
+
+    /// - Parameter torchWeight: PyTorch layout [Cout, Cin, kh, kw].
+    public init(torchWeight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int,
+                kernelH: Int, kernelW: Int, stride: Int = 1,
+                padding: (top: Int, left: Int, bottom: Int, right: Int)) {
+        precondition(torchWeight.count == outChannels * inChannels * kernelH * kernelW)
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelH = kernelH
+        self.kernelW = kernelW
+        self.stride = stride
+        self.padding = padding
+        self.bias = bias
+        var packed = [Float](repeating: 0, count: torchWeight.count)
+        for o in 0..<outChannels {
+            for i in 0..<inChannels {
+                for y in 0..<kernelH {
+                    for x in 0..<kernelW {
+                        packed[((o * kernelH + y) * kernelW + x) * inChannels + i] =
+                            torchWeight[((o * inChannels + i) * kernelH + y) * kernelW + x]
+                    }
+                }
+            }
+        }
+        self.packedWeight = packed
+    }
+
+    public func outputSize(height: Int, width: Int) -> (Int, Int) {
+        ((height + padding.top + padding.bottom - kernelH) / stride + 1,
+         (width + padding.left + padding.right - kernelW) / stride + 1)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        precondition(x.rank == 4 && x.c == inChannels,
+                     "Conv2d: input \(x.shape) does not have \(inChannels) channels")
+        let (n, h, w) = (x.n, x.h, x.w)
+        let (oh, ow) = outputSize(height: h, width: w)
+        var out = Tensor(uninitialized: [n, oh, ow, outChannels])
+        let k = kernelH * kernelW * inChannels
+        let rows = n * oh * ow
+        let isPointwise = kernelH == 1 && kernelW == 1 && stride == 1
+            && padding == (0, 0, 0, 0)
+
+        x.data.withUnsafeBufferPointer { src in
+            packedWeight.withUnsafeBufferPointer { wt in
+                out.data.withUnsafeMutableBufferPointer { dst in
+                    if isPointwise {
+                        BLAS.sgemm(transB: true, m: rows, n: outChannels, k: k,
+                                   a: src.baseAddress!, lda: k, b: wt.baseAddress!, ldb: k,
+                                   c: dst.baseAddress!, ldc: outChannels)
+                    } else {
+                        // Bound the patch buffer (≈ 32 MB) so large frames don't balloon memory.
+                        let chunkRows = max(ow, min(rows, (8 << 20) / max(1, k)))
+                        var patches = [Float](unsafeUninitializedCapacity: chunkRows * k) { _, c in c = chunkRows * k }
+                        patches.withUnsafeMutableBufferPointer { pbuf in
+                            var start = 0
+                            while start < rows {
+                                let count = min(chunkRows, rows - start)
+                                im2col(src.baseAddress!, h: h, w: w, oh: oh, ow: ow,
+                                       firstRow: start, rowCount: count, into: pbuf.baseAddress!)
+                                BLAS.sgemm(transB: true, m: count, n: outChannels, k: k,
+                                           a: pbuf.baseAddress!, lda: k, b: wt.baseAddress!, ldb: k,
+                                           c: dst.baseAddress! + start * outChannels, ldc: outChannels)
+                                start += count
+                            }
+                        }
+                    }
+                    if let bias {
+                        addRowBias(dst.baseAddress!, rows: rows, bias: bias)
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    private func im2col(_ src: UnsafePointer<Float>, h: Int, w: Int, oh: Int, ow: Int,
+                        firstRow: Int, rowCount: Int, into patches: UnsafeMutablePointer<Float>) {
+        let cin = inChannels, kh = kernelH, kw = kernelW, s = stride
+        let padTop = padding.top, padLeft = padding.left
+        let k = kh * kw * cin
+        parallelRanges(rowCount, minPerThread: 64) { r in
+            for local in r {
+                let row = firstRow + local
+                let b = row / (oh * ow)
+                let rem = row - b * oh * ow
+                let oy = rem / ow, ox = rem - (rem / ow) * ow
+                var dst = patches + local * k
+                for ky in 0..<kh {
+                    let iy = oy * s + ky - padTop
+                    if iy < 0 || iy >= h {
+                        dst.update(repeating: 0, count: kw * cin)
+                        dst += kw * cin
+                        continue
+                    }
+                    let rowBase = src + ((b * h + iy) * w) * cin
+                    for kx in 0..<kw {
+                        let ix = ox * s + kx - padLeft
+                        if ix < 0 || ix >= w {
+                            dst.update(repeating: 0, count: cin)
+                        } else {
+                            dst.update(from: rowBase + ix * cin, count: cin)
+                        }
+                        dst += cin
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// rows × bias.count matrix += bias broadcast over rows.
+@inline(__always)
+public func addRowBias(_ p: UnsafeMutablePointer<Float>, rows: Int, bias: [Float]) {
+    let n = bias.count
+    bias.withUnsafeBufferPointer { bb in
+        let b = bb.baseAddress!
+        parallelRanges(rows, minPerThread: 256) { r in
+            for row in r {
+                let o = p + row * n
+                var j = 0
+                while j + 8 <= n { vstore(vload(o + j) + vload(b + j), o + j); j += 8 }
+                while j < n { o[j] += b[j]; j += 1 }
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import StylizeCore
+
+/// What every U-Net block needs besides its input.
+public struct UNetBlockContext {
+    /// act(temb), [B, time_embed_dim].
+    public let tembActivated: Tensor
+    /// Cross-attention context, [B, T, cross_attention_dim].
+    public let encoderHiddenStates: Tensor
+}
+
+/// Shared settings that get_down_block / get_up_block pass to every block.
+struct BlockSettings {
+    let tembChannels: Int
+    let groups: Int
+    let eps: Float
+    let act: Activation
+    let resnetOutScale: Float
+    let useLinearProjection: Bool
+}
+
+/// One transformer per resnet when the block has cross-attention.
+struct CrossAttentionSpec {
+    let heads: Int
+    let layers: [Int]  // transformer depth per resnet
+    let crossAttentionDim: Int
+    let onlyCrossAttention: Bool
+}
+
+/// diffusers `CrossAttnDownBlock2D` (with `attention`) and `DownBlock2D` (without):
+/// resnets[i] (+ attentions[i]) then an optional stride-2 downsampler.
+public struct DownBlock {
+    let resnets: [ResnetBlock2D]
+    let attentions: [Transformer2DModel]
+    let downsampler: Downsample2D?
+
+    init(_ w: Weights, numLayers: Int, inChannels: Int, outChannels: Int, settings s: BlockSettings,
+         attention: CrossAttentionSpec?, addDownsample: Bool, downsamplePadding: Int) throws {
+        resnets = try (0..<numLayers).map { i in
+            try ResnetBlock2D(w["resnets"]["\(i)"], inChannels: i == 0 ? inChannels : outChannels,
+                              outChannels: outChannels, tembChannels: s.tembChannels, groups: s.groups,
+                              eps: s.eps, act: s.act, outputScaleFactor: s.resnetOutScale)
+        }
+        attentions = try attention.map { a in
+            try (0..<numLayers).map { i in
+                try Transformer2DModel(w["attentions"]["\(i)"], heads: a.heads, dimHead: outChannels / a.heads,
+                                       inChannels: outChannels, numLayers: a.layers[i],
+                                       crossAttentionDim: a.crossAttentionDim, groups: s.groups,
+                                       useLinearProjection: s.useLinearProjection,
+                                       onlyCrossAttention: a.onlyCrossAttention)
+            }
+        } ?? []
+        downsampler = addDownsample
+            ? try Downsample2D(w["downsamplers"]["0"], channels: outChannels, padding: downsamplePadding) : nil
+    }
+
+    /// Returns the block output and the skip states it contributes (one per resnet, plus
+    /// the downsampled output).
+    func callAsFunction(_ x: Tensor, _ ctx: UNetBlockContext) -> (Tensor, [Tensor]) {
+        var h = x
+        var states: [Tensor] = []
+        for (i, resnet) in resnets.enumerated() {
+            h = resnet(h, tembActivated: ctx.tembActivated)
+            if !attentions.isEmpty { h = attentions[i](h, context: ctx.encoderHiddenStates) }
+            states.append(h)
+        }
+        if let downsampler {
+            h = downsampler(h)
+            states.append(h)
+        }
+        return (h, states)
+    }
+}
+
+/// diffusers `CrossAttnUpBlock2D` / `UpBlock2D`: each resnet consumes the hidden state
+/// concatenated with one skip state (last in, first out), then an optional upsampler.
+public struct UpBlock {
+    let resnets: [ResnetBlock2D]
+    let attentions: [Transformer2DModel]
+    let upsampler: Upsample2D?
+
+    init(_ w: Weights, numLayers: Int, inChannels: Int, outChannels: Int, prevOutputChannels: Int,
+         settings s: BlockSettings, attention: CrossAttentionSpec?, addUpsample: Bool) throws {
+        resnets = try (0..<numLayers).map { i in
+            let skip = i == numLayers - 1 ? inChannels : outChannels
+            let resIn = i == 0 ? prevOutputChannels : outChannels
+            return try ResnetBlock2D(w["resnets"]["\(i)"], inChannels: resIn + skip, outChannels: outChannels,
+                                     tembChannels: s.tembChannels, groups: s.groups, eps: s.eps, act: s.act,
+                                     outputScaleFactor: s.resnetOutScale)
+        }
+        attentions = try attention.map { a in
+            try (0..<numLayers).map { i in
+                try Transformer2DModel(w["attentions"]["\(i)"], heads: a.heads, dimHead: outChannels / a.heads,
+                                       inChannels: outChannels, numLayers: a.layers[i],
+                                       crossAttentionDim: a.crossAttentionDim, groups: s.groups,
+                                       useLinearProjection: s.useLinearProjection,
+                                       onlyCrossAttention: a.onlyCrossAttention)
+            }
+        } ?? []
+        upsampler = addUpsample ? try Upsample2D(w["upsamplers"]["0"], channels: outChannels) : nil
+    }
+
+    var skipCount: Int { resnets.count }
+
+    func callAsFunction(_ x: Tensor, skips: [Tensor], _ ctx: UNetBlockContext, upsampleSize: (Int, Int)?) -> Tensor {
+        var h = x
+        var skips = skips
+        for (i, resnet) in resnets.enumerated() {
+            h = resnet(Tensor.concatChannels(h, skips.removeLast()), tembActivated: ctx.tembActivated)
+            if !attentions.isEmpty { h = attentions[i](h, context: ctx.encoderHiddenStates) }
+        }
+        if let upsampler { h = upsampler(h, size: upsampleSize) }
+        return h
+    }
+}
+
+/// diffusers `UNetMidBlock2DCrossAttn`: resnets[0], then (attentions[i], resnets[i+1]).
+public struct UNetMidBlock2DCrossAttn {
+    let resnets: [ResnetBlock2D]
+    let attentions: [Transformer2DModel]
+
+    init(_ w: Weights, channels: Int, settings s: BlockSettings, attention a: CrossAttentionSpec,
+         outputScaleFactor: Float, numLayers: Int = 1) throws {
+        resnets = try (0...numLayers).map { i in
+            try ResnetBlock2D(w["resnets"]["\(i)"], inChannels: channels, outChannels: channels,
+                              tembChannels: s.tembChannels, groups: s.groups, eps: s.eps, act: s.act,
+                              outputScaleFactor: outputScaleFactor)
+        }
+        attentions = try (0..<numLayers).map { i in
+            try Transformer2DModel(w["attentions"]["\(i)"], heads: a.heads, dimHead: channels / a.heads,
+                                   inChannels: channels, numLayers: a.layers[0],
+                                   crossAttentionDim: a.crossAttentionDim, groups: s.groups,
+                                   useLinearProjection: s.useLinearProjection,
+                                   onlyCrossAttention: a.onlyCrossAttention)
+        }
+    }
+
+    func callAsFunction(_ x: Tensor, _ ctx: UNetBlockContext) -> Tensor {
+        var h = resnets[0](x, tembActivated: ctx.tembActivated)
+        for (i, attention) in attentions.enumerated() {
+            h = attention(h, context: ctx.encoderHiddenStates)
+            h = resnets[i + 1](h, tembActivated: ctx.tembActivated)
+        }
+        return h
+    }
+}
