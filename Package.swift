@@ -24,7 +24,8 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        .target(name: "StylizeCore", dependencies: ["COpenBLAS"], swiftSettings: numeric),
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
+        .target(name: "StylizeCore", dependencies: ["COpenBLAS", "CMalloc"], swiftSettings: numeric),
         .target(name: "StylizeModels", dependencies: ["StylizeCore"], swiftSettings: numeric),
         .executableTarget(
             name: "stylize-tool",

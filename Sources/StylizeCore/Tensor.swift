@@ -21,6 +21,7 @@ public struct Tensor: Sendable {
 
     /// Storage that the caller promises to overwrite completely.
     public init(uninitialized shape: [Int]) {
+        _ = MemoryTuning.configured
         let count = shape.reduce(1, *)
         self.shape = shape
         self.data = [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }

@@ -9,7 +9,11 @@ public typealias Vec8 = SIMD8<Float>
 @inline(__always)
 public func vexp(_ xIn: Vec8) -> Vec8 {
     let x = xIn.clamped(lowerBound: Vec8(repeating: -87.3), upperBound: Vec8(repeating: 88.3))
-    let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
+    // Round-to-nearest via the 1.5·2²³ trick: the integer lands in the low mantissa
+    // bits, avoiding a float→int SIMD conversion that Swift lowers to scalar code.
+    let magic = Vec8(repeating: 12582912)
+    let shifted = x * 1.44269504088896341 + magic
+    let n = shifted - magic
     var r = x - n * 0.693359375
     r = r + n * 2.12194440e-4
     let r2 = r * r
@@ -20,7 +24,8 @@ public func vexp(_ xIn: Vec8) -> Vec8 {
     p = p * r + 1.6666665459e-1
     p = p * r + 5.0000001201e-1
     let y = p * r2 + r + 1
-    let bits = (SIMD8<Int32>(n, rounding: .toNearestOrEven) &+ 127) &<< 23
+    let ni = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    let bits = (ni &+ 127) &<< 23
     return y * unsafeBitCast(bits, to: Vec8.self)
 }
 

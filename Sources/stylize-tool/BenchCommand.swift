@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import StylizeModels
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time one component and compare it with OpenBLAS sgemm measured in the same run.",
+        discussion: """
+        Prints the median time per call over --repeats runs (after one warm-up), the effective
+        GFLOP/s (FLOPs of direct convolution and plain attention, counted on one call), and the
+        ratio to OpenBLAS sgemm GFLOP/s measured in the same process. --size is the IMAGE size:
+        the U-Net runs on latents of size/8, vae-decode decodes latents of size/8 to it.
+        """)
+
+    enum Component: String, ExpressibleByArgument, CaseIterable {
+        case unet, vaeEncode = "vae-encode", vaeDecode = "vae-decode"
+    }
+
+    @Argument(help: "unet | vae-encode | vae-decode")
+    var component: Component
+    @Option(help: "Component folder (config.json + *.safetensors).")
+    var model: String
+    @Option(help: "Batch size.")
+    var batch: Int = 1
+    @Option(help: "Image size HxW.")
+    var size: String = "256x256"
+    @Option(help: "Text tokens in encoder_hidden_states (unet).")
+    var tokens: Int = 77
+    @Option(help: "Timed runs (median reported).")
+    var repeats: Int = 3
+    @Option(help: "Threads (default: all cores).")
+    var threads: Int?
+
+    func run() throws {
+        try reportingErrors {
+            if let threads {
+                ThreadBudget.threads = threads
+                BLAS.threads = threads
+            }
+            let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
+            guard parts.count == 2, parts[0] > 0, parts[1] > 0 else {
+                throw ValidationError("--size must look like 256x256")
+            }
+            let (height, width) = (parts[0], parts[1])
+            var rng = SplitMix64(seed: 1)
+            func random(_ shape: [Int]) -> Tensor {
+                Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
+            }
+            let call: () throws -> Void
+            switch component {
+            case .unet:
+                let unet = try UNet2DConditionModel(directory: model)
+                let c = unet.config
+                var inputs = UNetInputs(
+                    sample: random([batch, height / 8, width / 8, c.inChannels]),
+                    timesteps: Array(repeating: 999, count: batch),
+                    encoderHiddenStates: random([batch, tokens, c.encoderHidDim ?? c.crossAttentionDim[0]]))
+                if let d = c.timeCondProjDim { inputs.timestepCond = random([batch, d]) }
+                if c.additionEmbedType == "text_time", let a = c.additionTimeEmbedDim,
+                   let p = c.projectionClassEmbeddingsInputDim {
+                    inputs.timeIds = random([batch, 6])
+                    inputs.textEmbeds = random([batch, p - 6 * a])
+                }
+                call = { _ = try unet(inputs) }
+            case .vaeEncode:
+                let vae = try AutoencoderTiny(directory: model)
+                let image = random([batch, height, width, vae.config.inChannels])
+                call = { _ = try vae.encode(image) }
+            case .vaeDecode:
+                let vae = try AutoencoderTiny(directory: model)
+                let s = vae.config.downscale
+                let latent = random([batch, height / s, width / s, vae.config.latentChannels])
+                call = { _ = try vae.decode(latent) }
+            }
+            let flops = try FlopCounter.count(call)  // doubles as warm-up
+            var times: [Double] = []
+            for _ in 0..<max(1, repeats) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try call()
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            times.sort()
+            let median = times[times.count / 2]
+            let effective = Double(flops) / median / 1e9
+            let peak = BLAS.measureSgemmPeak()
+            print("component     \(component.rawValue)  (\(model))")
+            print("shape         batch \(batch), image \(height)x\(width)\(component == .unet ? ", \(tokens) tokens" : "")")
+            print("threads       \(ThreadBudget.threads) (OpenBLAS \(BLAS.threads))")
+            print(String(format: "time/call     %.3f s median (min %.3f, max %.3f, %d runs); %.3f s per frame",
+                         median, times.first!, times.last!, times.count, median / Double(batch)))
+            print(String(format: "work          %.2f GFLOP per call (direct conv + plain attention)", Double(flops) / 1e9))
+            print(String(format: "effective     %.1f GFLOP/s", effective))
+            print(String(format: "sgemm peak    %.1f GFLOP/s (OpenBLAS, 1536^3, same run)", peak))
+            print(String(format: "ratio         %.1f%% of sgemm peak", 100 * effective / peak))
+        }
+    }
+}

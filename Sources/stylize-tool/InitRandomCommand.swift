@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import StylizeModels
+
+struct InitRandom: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init-random",
+        abstract: "Write a random-weight component folder for a config (benchmarks need no download).",
+        discussion: """
+        The class comes from the config's _class_name (UNet2DConditionModel or AutoencoderTiny).
+        Writes OUT/config.json and OUT/diffusion_pytorch_model.safetensors with every tensor the
+        architecture needs, named as diffusers names them. Weights are uniform in ±1/sqrt(fan_in)
+        like PyTorch's default initialisation; norms start near 1 / 0.
+        """)
+
+    @Option(help: "A diffusers config.json.")
+    var config: String
+    @Option(help: "Output folder (created if needed).")
+    var out: String
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 0
+    @Flag(help: "Store weights as fp16 (as most checkpoints ship).")
+    var fp16 = false
+
+    func run() throws {
+        try reportingErrors {
+            let kind = try ComponentKind.detect(configFile: config)
+            let source = RandomWeightSource(seed: seed)
+            _ = try kind.instantiate(configFile: config, weights: Weights(source))
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let target = out + "/config.json"
+            if FileManager.default.fileExists(atPath: target) { try FileManager.default.removeItem(atPath: target) }
+            try FileManager.default.copyItem(atPath: config, toPath: target)
+            try source.write(to: out + "/diffusion_pytorch_model.safetensors", half: fp16)
+            let parameters = source.recorded.reduce(0) { $0 + $1.values.count }
+            print("wrote \(kind.rawValue) with \(source.recorded.count) tensors, \(parameters) parameters to \(out)")
+        }
+    }
+}
