@@ -41,6 +41,7 @@ let package = Package(
             dependencies: ["StylizeModels"],
             exclude: ["Fixtures"]
         ),
+        .testTarget(name: "StylizeToolTests", dependencies: ["StylizeModels", "stylize-tool"]),
     ],
     swiftLanguageModes: [.v5]
 )

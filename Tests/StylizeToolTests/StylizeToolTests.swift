@@ -1,0 +1,128 @@
+import Foundation
+import StylizeModels
+import XCTest
+
+/// Runs the built `stylize-tool` binary the way a user does.
+final class StylizeToolTests: XCTestCase {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
+    static let fixtures = packageRoot + "/Tests/StylizeModelsTests/Fixtures"
+    var dir: String!
+
+    override func setUpWithError() throws {
+        dir = NSTemporaryDirectory() + "stylize-tool-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// The binary sits next to the test bundle in SwiftPM's build folder.
+    private var toolPath: String {
+        let nextToTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [nextToTests, nextToTests.deletingLastPathComponent()] {
+            let p = candidate.appendingPathComponent("stylize-tool").path
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("stylize-tool").path
+    }
+
+    @discardableResult
+    private func tool(_ args: [String], expectSuccess: Bool = true) throws -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: toolPath)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        if expectSuccess {
+            XCTAssertEqual(p.terminationStatus, 0, "stylize-tool \(args.joined(separator: " ")) failed: \(e)")
+        }
+        return (p.terminationStatus, o, e)
+    }
+
+    private func tensor(_ path: String, _ name: String) throws -> Tensor {
+        let f = try SafeTensorsFile(path: path)
+        return Tensor(shape: f.entries[name]!.shape, data: try f.floats(name))
+    }
+
+    func testRunUNetMatchesDiffusers() throws {
+        let dir = Self.fixtures + "/unet/sdxl_text_time"
+        try tool(["run", "unet", "--model", dir, "--input", dir + "/input.safetensors", "--output", self.dir + "/out.safetensors"])
+        assertParityCLI(try tensor(self.dir + "/out.safetensors", "sample"), try tensor(dir + "/output.safetensors", "sample"))
+    }
+
+    func testRunVAEEncodeAndDecodeMatchDiffusers() throws {
+        let dir = Self.fixtures + "/vae/taesd_narrow16"
+        try tool(["run", "vae-encode", "--model", dir, "--input", dir + "/input.safetensors", "--output", self.dir + "/lat.safetensors"])
+        assertParityCLI(try tensor(self.dir + "/lat.safetensors", "latent"), try tensor(dir + "/output.safetensors", "latent"))
+        try tool(["run", "vae-decode", "--model", dir, "--input", dir + "/input.safetensors", "--output", self.dir + "/img.safetensors",
+                  "--threads", "1"])
+        assertParityCLI(try tensor(self.dir + "/img.safetensors", "image"), try tensor(dir + "/output.safetensors", "image"))
+    }
+
+    /// init-random must produce exactly the tensor names and shapes diffusers creates
+    /// for the same config (the fixtures' weights were saved by diffusers).
+    func testInitRandomWritesTheSameTensorsAsDiffusers() throws {
+        for fixture in ["unet/sdxl_text_time", "unet/bksdm_nomid_lcm", "vae/taesd_stock_fp16"] {
+            let out = dir + "/" + fixture.replacingOccurrences(of: "/", with: "_")
+            try tool(["init-random", "--config", Self.fixtures + "/\(fixture)/config.json", "--out", out, "--seed", "5"])
+            let ours = try SafeTensorsFile(path: out + "/diffusion_pytorch_model.safetensors")
+            let reference = try SafeTensorsFile(path: Self.fixtures + "/\(fixture)/diffusion_pytorch_model.safetensors")
+            XCTAssertEqual(ours.names, reference.names, fixture)
+            for name in reference.names {
+                XCTAssertEqual(ours.entries[name]?.shape, reference.entries[name]!.shape, "\(fixture): \(name)")
+            }
+        }
+        // Deterministic for a seed, different across seeds.
+        let a = dir + "/a", b = dir + "/b", c = dir + "/c"
+        let config = Self.packageRoot + "/tools/configs/taesd/config.json"
+        try tool(["init-random", "--config", config, "--out", a, "--seed", "1", "--fp16"])
+        try tool(["init-random", "--config", config, "--out", b, "--seed", "1", "--fp16"])
+        try tool(["init-random", "--config", config, "--out", c, "--seed", "2", "--fp16"])
+        let fa = try Data(contentsOf: URL(fileURLWithPath: a + "/diffusion_pytorch_model.safetensors"))
+        XCTAssertEqual(fa, try Data(contentsOf: URL(fileURLWithPath: b + "/diffusion_pytorch_model.safetensors")))
+        XCTAssertNotEqual(fa, try Data(contentsOf: URL(fileURLWithPath: c + "/diffusion_pytorch_model.safetensors")))
+        XCTAssertEqual(try SafeTensorsFile(path: a + "/diffusion_pytorch_model.safetensors").entries["encoder.layers.0.weight"]?.dtype, .f16)
+        _ = try AutoencoderTiny(directory: a)  // loads strictly: every tensor used, every shape right
+    }
+
+    func testBenchReportsRatioToSgemmPeak() throws {
+        let r = try tool(["bench", "vae-decode", "--model", Self.fixtures + "/vae/taesd_narrow16", "--batch", "2",
+                          "--size", "64x48", "--repeats", "2"])
+        let ratioLine = r.out.split(separator: "\n").first { $0.hasPrefix("ratio") }
+        XCTAssertNotNil(ratioLine, r.out)
+        let percent = ratioLine.flatMap { line in line.split(separator: " ").compactMap { Double($0.dropLast()) }.first }
+        XCTAssertNotNil(percent)
+        XCTAssertGreaterThan(percent ?? 0, 0)
+        XCTAssertTrue(r.out.contains("GFLOP per call"))
+    }
+
+    func testErrorsAreOneLineAndExitNonZero() throws {
+        let r = try tool(["run", "unet", "--model", dir + "/missing", "--input", "x", "--output", "y"], expectSuccess: false)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.err.contains("missing/config.json"), r.err)
+        XCTAssertFalse(r.err.contains("Fatal error"), r.err)
+        let bad = dir + "/bad.safetensors"
+        try Data([9, 0, 0, 0, 0, 0, 0, 0, 1]).write(to: URL(fileURLWithPath: bad))
+        let r2 = try tool(["run", "vae-decode", "--model", Self.fixtures + "/vae/taesd_narrow16", "--input", bad, "--output", "y"],
+                          expectSuccess: false)
+        XCTAssertEqual(r2.status, 1)
+        XCTAssertTrue(r2.err.contains(bad), r2.err)
+    }
+
+    func testHelpDocumentsEveryCommand() throws {
+        let r = try tool(["--help"])
+        for command in ["run", "init-random", "bench"] { XCTAssertTrue(r.out.contains(command), r.out) }
+        let run = try tool(["run", "--help"])
+        for command in ["unet", "vae-encode", "vae-decode"] { XCTAssertTrue(run.out.contains(command), run.out) }
+    }
+
+    private func assertParityCLI(_ ours: Tensor, _ reference: Tensor, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(ours.shape, reference.shape, file: file, line: line)
+        XCTAssertLessThanOrEqual(ours.maxAbsDifference(reference), 1e-4 * (1 + reference.maxAbs), file: file, line: line)
+    }
+}
