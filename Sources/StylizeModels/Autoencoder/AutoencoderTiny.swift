@@ -137,8 +137,7 @@ public final class AutoencoderTiny {
     }
 
     public convenience init(directory: String) throws {
-        let config = try AutoencoderTinyConfig(file: directory + "/config.json")
-        let source = try SafeTensorsWeightSource(directory: directory)
+        let (config, source) = try openComponent(directory, AutoencoderTinyConfig.init(file:))
         try self.init(config: config, weights: Weights(source))
         try source.checkAllUsed()
     }

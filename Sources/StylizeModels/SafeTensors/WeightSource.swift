@@ -214,3 +214,11 @@ public struct SplitMix64 {
         return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
     }
 }
+
+/// Opens a component folder: its config.json and its weights. Callers build the model
+/// and then call `checkAllUsed()` so a checkpoint that does not match its config fails.
+func openComponent<Config>(_ directory: String, _ parse: (String) throws -> Config) throws
+    -> (Config, SafeTensorsWeightSource)
+{
+    (try parse(directory + "/config.json"), try SafeTensorsWeightSource(directory: directory))
+}

@@ -154,8 +154,7 @@ public final class UNet2DConditionModel {
 
     /// Loads `config.json` and the weights from a diffusers `unet/` folder.
     public convenience init(directory: String) throws {
-        let config = try UNet2DConditionConfig(file: directory + "/config.json")
-        let source = try SafeTensorsWeightSource(directory: directory)
+        let (config, source) = try openComponent(directory, UNet2DConditionConfig.init(file:))
         try self.init(config: config, weights: Weights(source))
         try source.checkAllUsed()
     }

@@ -24,6 +24,17 @@ struct CrossAttentionSpec {
     let layers: [Int]  // transformer depth per resnet
     let crossAttentionDim: Int
     let onlyCrossAttention: Bool
+
+    /// `attentions.0 … attentions.{count-1}`: one Transformer2DModel per resnet.
+    func transformers(_ w: Weights, channels: Int, count: Int, settings s: BlockSettings) throws -> [Transformer2DModel] {
+        try (0..<count).map { i in
+            try Transformer2DModel(w["attentions"]["\(i)"], heads: heads, dimHead: channels / heads,
+                                   inChannels: channels, numLayers: layers[i],
+                                   crossAttentionDim: crossAttentionDim, groups: s.groups,
+                                   useLinearProjection: s.useLinearProjection,
+                                   onlyCrossAttention: onlyCrossAttention)
+        }
+    }
 }
 
 /// diffusers `CrossAttnDownBlock2D` (with `attention`) and `DownBlock2D` (without):
@@ -40,15 +51,7 @@ public struct DownBlock {
                               outChannels: outChannels, tembChannels: s.tembChannels, groups: s.groups,
                               eps: s.eps, act: s.act, outputScaleFactor: s.resnetOutScale)
         }
-        attentions = try attention.map { a in
-            try (0..<numLayers).map { i in
-                try Transformer2DModel(w["attentions"]["\(i)"], heads: a.heads, dimHead: outChannels / a.heads,
-                                       inChannels: outChannels, numLayers: a.layers[i],
-                                       crossAttentionDim: a.crossAttentionDim, groups: s.groups,
-                                       useLinearProjection: s.useLinearProjection,
-                                       onlyCrossAttention: a.onlyCrossAttention)
-            }
-        } ?? []
+        attentions = try attention.map { try $0.transformers(w, channels: outChannels, count: numLayers, settings: s) } ?? []
         downsampler = addDownsample
             ? try Downsample2D(w["downsamplers"]["0"], channels: outChannels, padding: downsamplePadding) : nil
     }
@@ -87,15 +90,7 @@ public struct UpBlock {
                                      tembChannels: s.tembChannels, groups: s.groups, eps: s.eps, act: s.act,
                                      outputScaleFactor: s.resnetOutScale)
         }
-        attentions = try attention.map { a in
-            try (0..<numLayers).map { i in
-                try Transformer2DModel(w["attentions"]["\(i)"], heads: a.heads, dimHead: outChannels / a.heads,
-                                       inChannels: outChannels, numLayers: a.layers[i],
-                                       crossAttentionDim: a.crossAttentionDim, groups: s.groups,
-                                       useLinearProjection: s.useLinearProjection,
-                                       onlyCrossAttention: a.onlyCrossAttention)
-            }
-        } ?? []
+        attentions = try attention.map { try $0.transformers(w, channels: outChannels, count: numLayers, settings: s) } ?? []
         upsampler = addUpsample ? try Upsample2D(w["upsamplers"]["0"], channels: outChannels) : nil
     }
 
@@ -125,13 +120,9 @@ public struct UNetMidBlock2DCrossAttn {
                               tembChannels: s.tembChannels, groups: s.groups, eps: s.eps, act: s.act,
                               outputScaleFactor: outputScaleFactor)
         }
-        attentions = try (0..<numLayers).map { i in
-            try Transformer2DModel(w["attentions"]["\(i)"], heads: a.heads, dimHead: channels / a.heads,
-                                   inChannels: channels, numLayers: a.layers[0],
-                                   crossAttentionDim: a.crossAttentionDim, groups: s.groups,
-                                   useLinearProjection: s.useLinearProjection,
-                                   onlyCrossAttention: a.onlyCrossAttention)
-        }
+        let perLayer = CrossAttentionSpec(heads: a.heads, layers: Array(repeating: a.layers[0], count: numLayers),
+                                          crossAttentionDim: a.crossAttentionDim, onlyCrossAttention: a.onlyCrossAttention)
+        attentions = try perLayer.transformers(w, channels: channels, count: numLayers, settings: s)
     }
 
     func callAsFunction(_ x: Tensor, _ ctx: UNetBlockContext) -> Tensor {
