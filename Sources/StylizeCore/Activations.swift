@@ -1,6 +1,6 @@
 /// Element-wise activations, in place. Each works on any tensor shape.
 public enum Activation: String, Sendable {
-    case silu, gelu, geluTanh = "gelu_tanh", relu, tanh, identity
+    case silu, gelu, geluTanh = "gelu_tanh", quickGelu = "quick_gelu", relu, tanh, identity
 
     /// Parses the activation names diffusers / transformers configs use.
     public init?(configName: String) {
@@ -8,6 +8,7 @@ public enum Activation: String, Sendable {
         case "silu", "swish": self = .silu
         case "gelu": self = .gelu
         case "gelu_pytorch_tanh", "gelu_new", "gelu_tanh": self = .geluTanh
+        case "quick_gelu": self = .quickGelu
         case "relu": self = .relu
         case "tanh": self = .tanh
         case "identity", "linear": self = .identity
@@ -67,6 +68,7 @@ public enum Activation: String, Sendable {
         case .geluTanh:
             let u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
             return 0.5 * x * (1 + vtanh(u))
+        case .quickGelu: return x / (1 + vexp(-1.702 * x))
         case .relu: return x.replacing(with: 0, where: x .< 0)
         case .tanh: return vtanh(x)
         case .identity: return x
@@ -91,7 +93,13 @@ public func vtanh(_ x: Vec8) -> Vec8 {
 
 /// GEGLU's gate: out[..., j] = x[..., j] · gelu(x[..., D + j]) for a last dimension of 2D
 /// (diffusers' GEGLU: `hidden, gate = proj(x).chunk(2, dim=-1)`).
-public func geglu(_ x: Tensor) -> Tensor {
+public func geglu(_ x: Tensor) -> Tensor { gatedProduct(x, activate: .gelu, activatedHalf: .second) }
+
+/// out[..., j] = act(a[j]) · b[j] over the two halves of the last dimension; which half
+/// is activated differs between GEGLU (second) and SwiGLU with a fused gate/up GEMM (first).
+public enum GatedHalf: Sendable { case first, second }
+
+public func gatedProduct(_ x: Tensor, activate act: Activation, activatedHalf: GatedHalf) -> Tensor {
     let twoD = x.shape.last!
     let d = twoD / 2
     let rows = x.count / twoD
@@ -101,16 +109,18 @@ public func geglu(_ x: Tensor) -> Tensor {
             let s = src.baseAddress!, o = dst.baseAddress!
             parallelRanges(rows, minPerThread: 16) { r in
                 for row in r {
-                    let hidden = s + row * twoD, gate = hidden + d, out = o + row * d
+                    let first = s + row * twoD
+                    let (plain, gate) = activatedHalf == .second ? (first, first + d) : (first + d, first)
+                    let out = o + row * d
                     var j = 0
                     while j + 8 <= d {
-                        vstore(vload(hidden + j) * Activation.gelu.apply(vload(gate + j)), out + j)
+                        vstore(vload(plain + j) * act.apply(vload(gate + j)), out + j)
                         j += 8
                     }
                     while j < d {
                         var g = Vec8(repeating: 0)
                         g[0] = gate[j]
-                        out[j] = hidden[j] * Activation.gelu.apply(g)[0]
+                        out[j] = plain[j] * act.apply(g)[0]
                         j += 1
                     }
                 }

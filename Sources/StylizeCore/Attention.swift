@@ -3,21 +3,28 @@
 /// a strided view that sgemm reads through its leading dimension.
 public enum MultiHeadAttention {
     /// - Parameters:
-    ///   - keyBias: optional additive bias per key, [B, Tk] (0 keep, large negative drop).
+    ///   - keyBias: optional additive bias per key, [B, Tk] (0 keep, −∞ drop).
     ///   - causal: query i attends to keys ≤ i + (Tk − Tq).
+    ///   - kvHeads: grouped-query attention: k / v carry this many heads, each shared by
+    ///     heads / kvHeads consecutive query heads (defaults to `heads`).
     public static func callAsFunction(
-        q: Tensor, k: Tensor, v: Tensor, heads: Int,
+        q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int? = nil,
         scale: Float? = nil, keyBias: Tensor? = nil, causal: Bool = false
     ) -> Tensor {
         precondition(q.rank == 3 && k.rank == 3 && v.rank == 3, "attention: q/k/v must be [B, T, D]")
         let b = q.shape[0], tq = q.shape[1], tk = k.shape[1]
-        let qkDim = q.shape[2], vDim = v.shape[2]
-        precondition(k.shape[0] == b && v.shape[0] == b && v.shape[1] == tk && k.shape[2] == qkDim,
+        let groups = kvHeads ?? heads
+        precondition(groups > 0 && heads % groups == 0, "attention: \(heads) heads not divisible into \(groups) kv heads")
+        let qDim = q.shape[2], kDim = k.shape[2], vDim = v.shape[2]
+        precondition(qDim % heads == 0 && kDim % groups == 0 && vDim % groups == 0,
+                     "attention: q \(q.shape), k \(k.shape), v \(v.shape) do not split into heads")
+        let d = qDim / heads, dv = vDim / groups
+        precondition(k.shape[0] == b && v.shape[0] == b && v.shape[1] == tk && kDim / groups == d,
                      "attention: q \(q.shape), k \(k.shape), v \(v.shape) disagree")
-        precondition(qkDim % heads == 0 && vDim % heads == 0, "attention: \(qkDim) not divisible by \(heads) heads")
-        let d = qkDim / heads, dv = vDim / heads
+        let perGroup = heads / groups
+        let outDim = heads * dv
         let alpha = scale ?? 1 / Float(d).squareRoot()
-        var out = Tensor(uninitialized: [b, tq, vDim])
+        var out = Tensor(uninitialized: [b, tq, outDim])
         // Bound the score buffer to 4M floats (16 MB) by splitting queries.
         let chunk = max(1, min(tq, (4 << 20) / max(1, tk)))
         var scores = [Float](unsafeUninitializedCapacity: chunk * tk) { _, c in c = chunk * tk }
@@ -35,9 +42,10 @@ public enum MultiHeadAttention {
                                     var q0 = 0
                                     while q0 < tq {
                                         let rows = min(chunk, tq - q0)
+                                        let g = h / perGroup
                                         BLAS.sgemm(transB: true, m: rows, n: tk, k: d, alpha: alpha,
-                                                   a: qb.baseAddress! + (bi * tq + q0) * qkDim + h * d, lda: qkDim,
-                                                   b: kb.baseAddress! + bi * tk * qkDim + h * d, ldb: qkDim,
+                                                   a: qb.baseAddress! + (bi * tq + q0) * qDim + h * d, lda: qDim,
+                                                   b: kb.baseAddress! + bi * tk * kDim + g * d, ldb: kDim,
                                                    c: s, ldc: tk)
                                         let bias: UnsafePointer<Float>? =
                                             keyBias == nil ? nil : UnsafePointer(biasBuf.baseAddress! + bi * tk)
@@ -45,8 +53,8 @@ public enum MultiHeadAttention {
                                                     causalOffset: causal ? (tk - tq + q0) : nil)
                                         BLAS.sgemm(m: rows, n: dv, k: tk,
                                                    a: s, lda: tk,
-                                                   b: vb.baseAddress! + bi * tk * vDim + h * dv, ldb: vDim,
-                                                   c: ob.baseAddress! + (bi * tq + q0) * vDim + h * dv, ldc: vDim)
+                                                   b: vb.baseAddress! + bi * tk * vDim + g * dv, ldb: vDim,
+                                                   c: ob.baseAddress! + (bi * tq + q0) * outDim + h * dv, ldc: outDim)
                                         q0 += rows
                                     }
                                 }
@@ -72,9 +80,14 @@ public enum MultiHeadAttention {
                     valid = max(0, min(cols, row + causalOffset + 1))
                     for j in valid..<cols { p[j] = 0 }
                 }
-                if valid == 0 { continue }
                 var m = -Float.infinity
                 for j in 0..<valid { m = max(m, p[j]) }
+                // A query whose keys are all masked attends to nothing: zeros, as PyTorch's
+                // SDPA returns (the eager softmax would spread it uniformly instead).
+                if valid == 0 || m == -Float.infinity {
+                    for j in 0..<cols { p[j] = 0 }
+                    continue
+                }
                 var sum: Float = 0
                 var j = 0
                 let mv = Vec8(repeating: m)

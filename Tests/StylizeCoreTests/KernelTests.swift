@@ -158,6 +158,23 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testFullyMaskedQueriesAttendToNothingAndGQASharesKeyHeads() {
+        // Left padding under a causal mask leaves the first queries with no visible key:
+        // PyTorch's SDPA returns zeros there.
+        let q = Reference.randomTensor([1, 4, 8], seed: 50)
+        let k = Reference.randomTensor([1, 4, 4], seed: 51)  // 1 kv head of size 4 shared by 2 query heads
+        let v = Reference.randomTensor([1, 4, 4], seed: 52)
+        let bias = Tensor(shape: [1, 4], data: [-.infinity, -.infinity, 0, 0])
+        let out = MultiHeadAttention.callAsFunction(q: q, k: k, v: v, heads: 2, kvHeads: 1, keyBias: bias, causal: true)
+        XCTAssertEqual(out.shape, [1, 4, 8])
+        XCTAssertEqual(Array(out.data[0..<16]), [Float](repeating: 0, count: 16))
+        // Rows 2 and 3 equal plain attention with the kv head repeated for both query heads.
+        let kRep = Tensor(shape: [1, 4, 8], data: (0..<4).flatMap { t in Array(k.data[(t * 4)..<(t * 4 + 4)]) + Array(k.data[(t * 4)..<(t * 4 + 4)]) })
+        let vRep = Tensor(shape: [1, 4, 8], data: (0..<4).flatMap { t in Array(v.data[(t * 4)..<(t * 4 + 4)]) + Array(v.data[(t * 4)..<(t * 4 + 4)]) })
+        let ref = Reference.attention(q: q, k: kRep, v: vRep, heads: 2, keyBias: Tensor(shape: [1, 4], data: [-1e30, -1e30, 0, 0]), causal: true)
+        for i in 16..<32 { XCTAssertEqual(out.data[i], ref.data[i], accuracy: 1e-5) }
+    }
+
     func testNearestUpsampleFollowsPyTorchIndexRule() {
         let x = Reference.randomTensor([1, 3, 5, 2], seed: 13)
         for (oh, ow) in [(6, 10), (7, 11), (3, 5), (5, 8)] {

@@ -13,6 +13,11 @@ public struct ConfigReader {
         try self.init(data: data, file: file)
     }
 
+    public init(object: [String: JSONValue], file: String) {
+        self.file = file
+        self.object = object
+    }
+
     public init(data: Data, file: String) throws {
         guard case .object(let object)? = try? JSONValue.parse(data) else {
             throw ModelError.invalidConfig(file: file, key: "(root)", reason: "not a JSON object")

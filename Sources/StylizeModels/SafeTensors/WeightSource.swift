@@ -138,8 +138,12 @@ public final class SafeTensorsWeightSource: WeightSource {
     /// Tensors present in the checkpoint that no module asked for.
     public var unusedTensors: [String] { fileForTensor.keys.filter { !used.contains($0) }.sorted() }
 
-    public func checkAllUsed() throws {
-        let unused = unusedTensors
+    public func checkAllUsed() throws { try checkUsed(ignoring: []) }
+
+    /// Like `checkAllUsed`, tolerating tensors that checkpoints carry but models
+    /// recompute (e.g. CLIP's `position_ids` buffer).
+    public func checkUsed(ignoring: Set<String>) throws {
+        let unused = unusedTensors.filter { !ignoring.contains($0) }
         if !unused.isEmpty { throw ModelError.unexpectedTensors(file: displayPath, tensors: unused) }
     }
 

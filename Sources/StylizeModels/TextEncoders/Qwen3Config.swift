@@ -1,0 +1,59 @@
+/// transformers' `Qwen3Config` / `Qwen3VLTextConfig` (the language model half).
+public struct Qwen3TextConfig: Sendable {
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var numHiddenLayers: Int
+    public var numAttentionHeads: Int
+    public var numKeyValueHeads: Int
+    public var headDim: Int
+    public var hiddenAct: Activation
+    public var rmsNormEps: Float
+    public var ropeTheta: Float
+    public var attentionBias: Bool
+    /// Qwen3-VL's multimodal RoPE: how many of the head_dim/2 frequencies follow the
+    /// temporal, height and width positions (interleaved T,H,W,T,H,W,…).
+    public var mropeSection: [Int]?
+
+    public init(_ r: ConfigReader) throws {
+        vocabSize = try r.int("vocab_size", 151936)
+        hiddenSize = try r.int("hidden_size", 4096)
+        intermediateSize = try r.int("intermediate_size", 22016)
+        numHiddenLayers = try r.int("num_hidden_layers", 32)
+        numAttentionHeads = try r.int("num_attention_heads", 32)
+        numKeyValueHeads = try r.int("num_key_value_heads", numAttentionHeads)
+        headDim = try r.int("head_dim", hiddenSize / numAttentionHeads)
+        let act = try r.string("hidden_act", "silu")
+        guard let a = Activation(configName: act) else { throw r.unsupported("hidden_act", act) }
+        hiddenAct = a
+        rmsNormEps = try r.float("rms_norm_eps", 1e-6)
+        attentionBias = try r.bool("attention_bias", false)
+        // transformers ≥ 5 writes rope_parameters; older configs rope_theta + rope_scaling.
+        var theta = try r.float("rope_theta", 10000)
+        var section: [Int]? = nil
+        for key in ["rope_parameters", "rope_scaling"] {
+            guard case .object(let o)? = r.raw(key) else { continue }
+            let sub = ConfigReader(object: o, file: r.file + " (\(key))")
+            theta = try sub.float("rope_theta", theta)
+            let type = try sub.optionalString("rope_type") ?? sub.optionalString("type") ?? "default"
+            guard ["default", "mrope"].contains(type) else { throw sub.unsupported("rope_type", type) }
+            if sub.has("mrope_section") { section = try sub.ints("mrope_section", []) }
+            if sub.has("mrope_interleaved"), try !sub.bool("mrope_interleaved", true) {
+                throw sub.unsupported("mrope_interleaved", false)
+            }
+        }
+        ropeTheta = theta
+        mropeSection = section
+        if try r.optionalInt("sliding_window") != nil, try r.bool("use_sliding_window", false) {
+            throw r.unsupported("use_sliding_window", true)
+        }
+        guard numAttentionHeads % numKeyValueHeads == 0 else {
+            throw ModelError.invalidConfig(file: r.file, key: "num_key_value_heads",
+                                           reason: "\(numAttentionHeads) heads do not split into \(numKeyValueHeads) groups")
+        }
+        if let s = mropeSection, s.reduce(0, +) != headDim / 2 {
+            throw ModelError.invalidConfig(file: r.file, key: "mrope_section",
+                                           reason: "\(s) must sum to head_dim / 2 = \(headDim / 2)")
+        }
+    }
+}
