@@ -169,8 +169,16 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(out.shape, [1, 4, 8])
         XCTAssertEqual(Array(out.data[0..<16]), [Float](repeating: 0, count: 16))
         // Rows 2 and 3 equal plain attention with the kv head repeated for both query heads.
-        let kRep = Tensor(shape: [1, 4, 8], data: (0..<4).flatMap { t in Array(k.data[(t * 4)..<(t * 4 + 4)]) + Array(k.data[(t * 4)..<(t * 4 + 4)]) })
-        let vRep = Tensor(shape: [1, 4, 8], data: (0..<4).flatMap { t in Array(v.data[(t * 4)..<(t * 4 + 4)]) + Array(v.data[(t * 4)..<(t * 4 + 4)]) })
+        func repeatHead(_ x: Tensor) -> Tensor {
+            var data: [Float] = []
+            for t in 0..<4 {
+                let head = Array(x.data[(t * 4)..<(t * 4 + 4)])
+                data += head
+                data += head
+            }
+            return Tensor(shape: [1, 4, 8], data: data)
+        }
+        let kRep = repeatHead(k), vRep = repeatHead(v)
         let ref = Reference.attention(q: q, k: kRep, v: vRep, heads: 2, keyBias: Tensor(shape: [1, 4], data: [-1e30, -1e30, 0, 0]), causal: true)
         for i in 16..<32 { XCTAssertEqual(out.data[i], ref.data[i], accuracy: 1e-5) }
     }
