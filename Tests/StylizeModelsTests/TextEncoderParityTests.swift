@@ -111,3 +111,43 @@ final class Qwen3VLParityTests: XCTestCase {
         }
     }
 }
+
+final class Qwen2VLImageProcessorTests: XCTestCase {
+    let dir = Fixtures.path("text", "qwen3_vl")
+
+    func testSmartResizeFollowsTransformers() throws {
+        var p = Qwen2VLImageProcessor()
+        p.patchSize = 16
+        p.minPixels = 4096
+        p.maxPixels = 16384
+        // 80×112 (h×w): round(2.5)=2 (half to even), round(3.5)=4 → 64×128.
+        XCTAssertEqual(try p.smartResize(height: 80, width: 112).0, 64)
+        XCTAssertEqual(try p.smartResize(height: 80, width: 112).1, 128)
+        // Over budget: 512×512 → floor(512/2/32)·32 = 128.
+        XCTAssertEqual(try p.smartResize(height: 512, width: 512).0, 128)
+        // Under budget: 10×10 → ceil(10·6.4/32)·32 = 64.
+        XCTAssertEqual(try p.smartResize(height: 10, width: 10).1, 64)
+        XCTAssertThrowsError(try p.smartResize(height: 1, width: 300))
+    }
+
+    /// pixel_values and image_grid_thw against transformers' (torchvision) processor on the
+    /// same non-square image. Layout and normalisation must be exact; resampling may differ
+    /// by a level where the references' fixed-point rounding differs from ours.
+    func testPixelValuesMatchTransformers() throws {
+        let processor = try Qwen2VLImageProcessor(file: dir + "/preprocessor_config.json")
+        let raw = try SafeTensorsFile(path: dir + "/image_rgb.safetensors")
+        let shape = raw.entries["image"]!.shape
+        let image = RGBImage(width: shape[1], height: shape[0], pixels: try raw.floats("image").map { UInt8($0) })
+        let out = try processor([image])
+        let input = try SafeTensorsFile(path: dir + "/input.safetensors")
+        let expected = try Fixtures.tensor(input, "pixel_values")
+        XCTAssertEqual(out.grids, [GridTHW(t: 1, h: 4, w: 8)])
+        XCTAssertEqual(out.pixelValues.shape, expected.shape)
+        let level: Float = 2.0 / 255 / 0.5  // one 8-bit level after (x/255 − 0.5)/0.5
+        let diffs = zip(out.pixelValues.data, expected.data).map { abs($0 - $1) }
+        XCTAssertLessThanOrEqual(diffs.max()!, 1.01 * level, "max difference \(diffs.max()!)")
+        let offByOne = diffs.filter { $0 > 1e-5 }.count
+        XCTAssertLessThan(Double(offByOne) / Double(diffs.count), 0.02, "\(offByOne) of \(diffs.count) values differ")
+        print("image processor: \(offByOne) of \(diffs.count) values differ by one 8-bit level")
+    }
+}

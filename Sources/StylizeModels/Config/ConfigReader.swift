@@ -82,6 +82,20 @@ public struct ConfigReader {
         return try a.map { try asInt($0, key) }
     }
 
+    public func floats(_ key: String, _ fallback: [Float]) throws -> [Float] {
+        guard let v = value(key) else { return fallback }
+        guard case .array(let a) = v else {
+            throw ModelError.invalidConfig(file: file, key: key, reason: "expected a list of numbers")
+        }
+        return try a.map {
+            switch $0 {
+            case .double(let d): return Float(d)
+            case .int(let i): return Float(i)
+            default: throw ModelError.invalidConfig(file: file, key: key, reason: "expected a list of numbers, found \($0)")
+            }
+        }
+    }
+
     /// A key that diffusers accepts either as one int for every block or as a per-block list.
     public func intPerBlock(_ key: String, _ fallback: Int?, blocks: Int) throws -> [Int]? {
         guard let v = value(key) else { return fallback.map { Array(repeating: $0, count: blocks) } }
