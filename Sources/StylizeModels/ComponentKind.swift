@@ -5,9 +5,19 @@ import Foundation
 public enum ComponentKind: String, Sendable {
     case unet = "UNet2DConditionModel"
     case autoencoderTiny = "AutoencoderTiny"
+    case clipText = "CLIPTextModel"
+    case qwen3 = "Qwen3Model"
+    case qwen3VL = "Qwen3VLModel"
 
     public static func detect(configFile: String) throws -> ComponentKind {
         let r = try ConfigReader(file: configFile)
+        if r.has("model_type") || r.has("architectures") {
+            switch try TextEncoder.detect(configFile: configFile) {
+            case .clip: return .clipText
+            case .qwen3: return .qwen3
+            case .qwen3VL: return .qwen3VL
+            }
+        }
         if let name = try r.optionalString("_class_name") {
             guard let kind = ComponentKind(rawValue: name) else { throw r.unsupported("_class_name", name) }
             return kind
@@ -22,6 +32,18 @@ public enum ComponentKind: String, Sendable {
         switch self {
         case .unet: return try UNet2DConditionModel(config: UNet2DConditionConfig(file: configFile), weights: weights)
         case .autoencoderTiny: return try AutoencoderTiny(config: AutoencoderTinyConfig(file: configFile), weights: weights)
+        case .clipText: return try TextEncoder(kind: .clip, configFile: configFile, weights: weights) as AnyObject
+        case .qwen3: return try TextEncoder(kind: .qwen3, configFile: configFile, weights: weights) as AnyObject
+        case .qwen3VL: return try TextEncoder(kind: .qwen3VL, configFile: configFile, weights: weights) as AnyObject
+        }
+    }
+
+    /// diffusers components store `diffusion_pytorch_model.safetensors`, transformers
+    /// models `model.safetensors`.
+    public var weightsFileName: String {
+        switch self {
+        case .unet, .autoencoderTiny: return "diffusion_pytorch_model.safetensors"
+        case .clipText, .qwen3, .qwen3VL: return "model.safetensors"
         }
     }
 }

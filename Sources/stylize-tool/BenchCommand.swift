@@ -10,13 +10,16 @@ struct Bench: ParsableCommand {
         GFLOP/s (FLOPs of direct convolution and plain attention, counted on one call), and the
         ratio to OpenBLAS sgemm GFLOP/s measured in the same process. --size is the IMAGE size:
         the U-Net runs on latents of size/8, vae-decode decodes latents of size/8 to it.
+        text-encoder encodes --batch prompts of --tokens random text tokens, plus with --image
+        one synthetic image per prompt through the Qwen3-VL image processor (its placeholder
+        tokens come on top of --tokens).
         """)
 
     enum Component: String, ExpressibleByArgument, CaseIterable {
-        case unet, vaeEncode = "vae-encode", vaeDecode = "vae-decode"
+        case unet, vaeEncode = "vae-encode", vaeDecode = "vae-decode", textEncoder = "text-encoder"
     }
 
-    @Argument(help: "unet | vae-encode | vae-decode")
+    @Argument(help: "unet | vae-encode | vae-decode | text-encoder")
     var component: Component
     @Option(help: "Component folder (config.json + *.safetensors).")
     var model: String
@@ -24,8 +27,10 @@ struct Bench: ParsableCommand {
     var batch: Int = 1
     @Option(help: "Image size HxW.")
     var size: String = "256x256"
-    @Option(help: "Text tokens in encoder_hidden_states (unet).")
+    @Option(help: "Text tokens: encoder_hidden_states length (unet) or prompt length (text-encoder).")
     var tokens: Int = 77
+    @Option(help: "text-encoder (Qwen3-VL): also encode one synthetic image of this size, e.g. 256x256.")
+    var image: String?
     @Option(help: "Timed runs (median reported).")
     var repeats: Int = 3
     @Option(help: "Threads (default: all cores).")
@@ -42,6 +47,12 @@ struct Bench: ParsableCommand {
                 throw ValidationError("--size must look like 256x256")
             }
             let (height, width) = (parts[0], parts[1])
+            var imageSize: (Int, Int)? = nil
+            if let image {
+                let p = image.lowercased().split(separator: "x").compactMap { Int($0) }
+                guard p.count == 2, p[0] > 0, p[1] > 0 else { throw ValidationError("--image must look like 256x256") }
+                imageSize = (p[0], p[1])
+            }
             var rng = SplitMix64(seed: 1)
             func random(_ shape: [Int]) -> Tensor {
                 Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
@@ -71,6 +82,11 @@ struct Bench: ParsableCommand {
                 let s = vae.config.downscale
                 let latent = random([batch, height / s, width / s, vae.config.latentChannels])
                 call = { _ = try vae.decode(latent) }
+            case .textEncoder:
+                let encoder = try TextEncoder(directory: model)
+                let (tokens, images) = try TextEncoderBenchInput.make(
+                    encoder: encoder, directory: model, batch: batch, textTokens: tokens, image: imageSize, rng: &rng)
+                call = { _ = try encoder(tokens, images: images) }
             }
             let flops = try FlopCounter.count(call)  // doubles as warm-up
             var times: [Double] = []
@@ -84,7 +100,12 @@ struct Bench: ParsableCommand {
             let effective = Double(flops) / median / 1e9
             let peak = BLAS.measureSgemmPeak()
             print("component     \(component.rawValue)  (\(model))")
-            print("shape         batch \(batch), image \(height)x\(width)\(component == .unet ? ", \(tokens) tokens" : "")")
+            switch component {
+            case .textEncoder:
+                print("shape         batch \(batch), \(tokens) text tokens\(imageSize.map { ", one \($0.0)x\($0.1) image per prompt" } ?? "")")
+            default:
+                print("shape         batch \(batch), image \(height)x\(width)\(component == .unet ? ", \(tokens) tokens" : "")")
+            }
             print("threads       \(ThreadBudget.threads) (OpenBLAS \(BLAS.threads))")
             print(String(format: "time/call     %.3f s median (min %.3f, max %.3f, %d runs); %.3f s per frame",
                          median, times.first!, times.last!, times.count, median / Double(batch)))

@@ -7,9 +7,11 @@ struct InitRandom: ParsableCommand {
         commandName: "init-random",
         abstract: "Write a random-weight component folder for a config (benchmarks need no download).",
         discussion: """
-        The class comes from the config's _class_name (UNet2DConditionModel or AutoencoderTiny).
-        Writes OUT/config.json and OUT/diffusion_pytorch_model.safetensors with every tensor the
-        architecture needs, named as diffusers names them. Weights are uniform in ±1/sqrt(fan_in)
+        The class comes from the config: diffusers' _class_name (UNet2DConditionModel,
+        AutoencoderTiny) or transformers' model_type / architectures (CLIPTextModel, Qwen3Model,
+        Qwen3VLModel). Writes OUT/config.json and OUT/diffusion_pytorch_model.safetensors
+        (diffusers) or OUT/model.safetensors (transformers) with every tensor the architecture
+        needs, named as the reference library names them. Weights are uniform in ±1/sqrt(fan_in)
         like PyTorch's default initialisation; norms start near 1 / 0.
         """)
 
@@ -31,7 +33,13 @@ struct InitRandom: ParsableCommand {
             let target = out + "/config.json"
             if FileManager.default.fileExists(atPath: target) { try FileManager.default.removeItem(atPath: target) }
             try FileManager.default.copyItem(atPath: config, toPath: target)
-            try source.write(to: out + "/diffusion_pytorch_model.safetensors", half: fp16)
+            try source.write(to: out + "/" + kind.weightsFileName, half: fp16)
+            // An image processor config next to the model config travels with it.
+            let preprocessor = URL(fileURLWithPath: config).deletingLastPathComponent().appendingPathComponent("preprocessor_config.json").path
+            if FileManager.default.fileExists(atPath: preprocessor) {
+                try? FileManager.default.removeItem(atPath: out + "/preprocessor_config.json")
+                try FileManager.default.copyItem(atPath: preprocessor, toPath: out + "/preprocessor_config.json")
+            }
             let parameters = source.recorded.reduce(0) { $0 + $1.values.count }
             print("wrote \(kind.rawValue) with \(source.recorded.count) tensors, \(parameters) parameters to \(out)")
         }

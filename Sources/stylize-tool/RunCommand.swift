@@ -5,7 +5,7 @@ import StylizeModels
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run one model component on tensors from a safetensors file.",
-        subcommands: [RunUNet.self, RunVAEEncode.self, RunVAEDecode.self])
+        subcommands: [RunUNet.self, RunVAEEncode.self, RunVAEDecode.self, RunTextEncoder.self])
 }
 
 struct ComponentIO: ParsableArguments {
@@ -98,5 +98,58 @@ struct RunVAEDecode: ParsableCommand {
             let image = try vae.decode(latent)
             try SafeTensorsWriter(items: [.init(name: "image", tensor: image.toNCHW())]).write(to: io.output)
         }
+    }
+}
+
+struct RunTextEncoder: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "text-encoder",
+        abstract: "CLIPTextModel, Qwen3 or Qwen3-VL encoder forward pass (all hidden states).",
+        discussion: """
+        IN holds input_ids [B,T] (i64), optionally attention_mask [B,T] (1 keep, 0 pad), and for
+        Qwen3-VL pixel_values [N, C·2·P·P] with image_grid_thw [images, 3] (i64) as the Qwen2-VL /
+        Qwen3-VL image processor makes them. OUT holds last_hidden_state [B,T,D] and hidden_states
+        [L+1,B,T,D] (embeddings first, as transformers' output_hidden_states), and for CLIP
+        pooler_output [B,D].
+        """)
+    @OptionGroup var io: ComponentIO
+
+    func run() throws {
+        try reportingErrors {
+            io.applyThreads()
+            let encoder = try TextEncoder(directory: io.model)
+            let file = try SafeTensorsFile(path: io.input)
+            let tokens = try tokenBatch(file)
+            var images: VisionInput? = nil
+            if file.entries["pixel_values"] != nil {
+                let grids = try file.int64s("image_grid_thw").map(Int.init)
+                guard grids.count % 3 == 0 else {
+                    throw ModelError.invalidInput(name: "image_grid_thw", reason: "must be [images, 3]")
+                }
+                images = VisionInput(
+                    pixelValues: try io.tensor(file, "pixel_values", rank: 2),
+                    grids: stride(from: 0, to: grids.count, by: 3).map { GridTHW(t: grids[$0], h: grids[$0 + 1], w: grids[$0 + 2]) })
+            }
+            let out = try encoder(tokens, images: images)
+            var writer = SafeTensorsWriter()
+            writer.add("last_hidden_state", out.lastHiddenState)
+            writer.add("hidden_states", out.stackedHiddenStates)
+            if let pooled = out.pooled { writer.add("pooler_output", pooled) }
+            try writer.write(to: io.output)
+        }
+    }
+
+    private func tokenBatch(_ file: SafeTensorsFile) throws -> TokenBatch {
+        guard let shape = file.entries["input_ids"]?.shape, shape.count == 2 else {
+            throw ModelError.invalidInput(name: "input_ids", reason: "\(file.path): missing or not [B, T]")
+        }
+        func rows(_ name: String) throws -> [[Int]] {
+            let flat = try file.int64s(name).map(Int.init)
+            guard flat.count == shape[0] * shape[1] else {
+                throw ModelError.invalidInput(name: name, reason: "\(file.path): does not have input_ids' shape \(shape)")
+            }
+            return (0..<shape[0]).map { Array(flat[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
+        }
+        return TokenBatch(ids: try rows("input_ids"), attentionMask: file.entries["attention_mask"] == nil ? nil : try rows("attention_mask"))
     }
 }

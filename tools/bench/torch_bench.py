@@ -17,22 +17,54 @@ import time
 import torch
 
 
+def text_encoder_call(a, config, g):
+    """Same inputs as `stylize-tool bench text-encoder`: random text ids, and with --image a
+    random picture through the model's image processor behind <vision_start> image pads <vision_end>."""
+    mt = config.get("model_type", "")
+    if mt == "qwen3_vl":
+        from transformers import Qwen3VLModel as cls
+    elif mt == "qwen3":
+        from transformers import Qwen3Model as cls
+    else:
+        from transformers import CLIPTextModel as cls
+    model = cls.from_pretrained(a.model, torch_dtype=torch.float32).eval()
+    vocab = (config.get("text_config") or config).get("vocab_size", 49408)
+    ids = torch.randint(0, min(vocab, 100000), (a.batch, a.tokens), generator=g)
+    kwargs = {}
+    if a.image:
+        from PIL import Image
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+        h, w = (int(v) for v in a.image.lower().split("x"))
+        proc = Qwen2VLImageProcessor.from_pretrained(a.model)
+        pixels = torch.randint(0, 256, (h, w, 3), generator=g, dtype=torch.uint8).numpy()
+        pre = proc(images=[Image.fromarray(pixels)] * a.batch, return_tensors="pt")
+        n = int(pre["image_grid_thw"][0].prod()) // 4
+        vis = torch.tensor([config["vision_start_token_id"]] + [config["image_token_id"]] * n + [config["vision_end_token_id"]])
+        ids = torch.cat([vis.expand(a.batch, -1), ids], dim=1)
+        kwargs = dict(pixel_values=pre["pixel_values"], image_grid_thw=pre["image_grid_thw"],
+                      mm_token_type_ids=(ids == config["image_token_id"]).long())
+    return lambda: model(input_ids=ids, output_hidden_states=True, **kwargs).last_hidden_state
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("component", choices=["unet", "vae-encode", "vae-decode"])
+    p.add_argument("component", choices=["unet", "vae-encode", "vae-decode", "text-encoder"])
     p.add_argument("--model", required=True)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--size", default="256x256")
     p.add_argument("--tokens", type=int, default=77)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--image", default=None, help="text-encoder (Qwen3-VL): one random image of HxW per prompt")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     h, w = (int(v) for v in a.size.lower().split("x"))
     g = torch.Generator().manual_seed(1)
     config = json.load(open(os.path.join(a.model, "config.json")))
 
-    if a.component == "unet":
+    if a.component == "text-encoder":
+        call = text_encoder_call(a, config, g)
+    elif a.component == "unet":
         from diffusers import UNet2DConditionModel
         model = UNet2DConditionModel.from_pretrained(a.model, torch_dtype=torch.float32).eval()
         d = config.get("encoder_hid_dim") or config.get("cross_attention_dim", 1280)
@@ -66,7 +98,8 @@ def main():
             t0 = time.perf_counter()
             call()
             times.append(time.perf_counter() - t0)
-    print(f"torch {torch.__version__}, {a.threads} threads: {a.component} batch {a.batch} {h}x{w}: "
+    shape = f"{a.tokens} tokens" + (f" + {a.image} image" if a.image else "") if a.component == "text-encoder" else f"{h}x{w}"
+    print(f"torch {torch.__version__}, {a.threads} threads: {a.component} batch {a.batch} {shape}: "
           f"{statistics.median(times):.3f} s median (min {min(times):.3f}, max {max(times):.3f}, {len(times)} runs)")
 
 

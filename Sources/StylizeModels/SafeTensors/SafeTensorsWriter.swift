@@ -34,44 +34,47 @@ public struct SafeTensorsWriter {
         items.append(Item(name: name, tensor: tensor, half: half))
     }
 
+    /// Streams the file: header first, then each tensor's bytes, so multi-GB models
+    /// never need a second in-memory copy.
     public func write(to path: String) throws {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
-        var payload = Data()
+        var offset = 0
         var seen = Set<String>()
         for item in items {
             guard seen.insert(item.name).inserted else {
                 throw ModelError.invalidInput(name: item.name, reason: "written twice to \(path)")
             }
-            let begin = payload.count
-            let dtype: String
+            let (dtype, bytes): (String, Int)
             switch item.values {
-            case .f32(let v):
-                precondition(v.count == item.shape.reduce(1, *))
-                v.withUnsafeBytes { payload.append(contentsOf: $0) }
-                dtype = "F32"
-            case .f16(let v):
-                precondition(v.count == item.shape.reduce(1, *))
-                let halves = v.map { floatToHalf($0) }
-                halves.withUnsafeBytes { payload.append(contentsOf: $0) }
-                dtype = "F16"
-            case .i64(let v):
-                precondition(v.count == item.shape.reduce(1, *))
-                v.withUnsafeBytes { payload.append(contentsOf: $0) }
-                dtype = "I64"
+            case .f32(let v): (dtype, bytes) = ("F32", 4 * v.count)
+            case .f16(let v): (dtype, bytes) = ("F16", 2 * v.count)
+            case .i64(let v): (dtype, bytes) = ("I64", 8 * v.count)
             }
-            header[item.name] = ["dtype": dtype, "shape": item.shape, "data_offsets": [begin, payload.count]]
+            precondition(bytes / (dtype == "F16" ? 2 : dtype == "F32" ? 4 : 8) == item.shape.reduce(1, *),
+                         "SafeTensorsWriter: \(item.name) has a shape \(item.shape) that does not match its values")
+            header[item.name] = ["dtype": dtype, "shape": item.shape, "data_offsets": [offset, offset + bytes]]
+            offset += bytes
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         // Pad with spaces to an 8-byte boundary so the data section stays aligned.
         while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
-        var file = Data()
-        var length = UInt64(json.count).littleEndian
-        withUnsafeBytes(of: &length) { file.append(contentsOf: $0) }
-        file.append(json)
-        file.append(payload)
+        guard FileManager.default.createFile(atPath: path, contents: nil),
+              let handle = FileHandle(forWritingAtPath: path) else {
+            throw ModelError.invalidInput(name: path, reason: "cannot create the file")
+        }
+        defer { try? handle.close() }
         do {
-            try file.write(to: URL(fileURLWithPath: path))
+            var length = UInt64(json.count).littleEndian
+            try handle.write(contentsOf: withUnsafeBytes(of: &length) { Data($0) })
+            try handle.write(contentsOf: json)
+            for item in items {
+                switch item.values {
+                case .f32(let v): try v.withUnsafeBytes { try handle.write(contentsOf: Data($0)) }
+                case .f16(let v): try v.map { floatToHalf($0) }.withUnsafeBytes { try handle.write(contentsOf: Data($0)) }
+                case .i64(let v): try v.withUnsafeBytes { try handle.write(contentsOf: Data($0)) }
+                }
+            }
         } catch {
             throw ModelError.invalidInput(name: path, reason: "cannot write: \(error.localizedDescription)")
         }

@@ -8,6 +8,7 @@ public struct Qwen3VLConfig: Sendable {
     public var imageTokenId: Int
     public var videoTokenId: Int
     public var visionStartTokenId: Int
+    public var visionEndTokenId: Int
 
     public init(file: String) throws {
         let r = try ConfigReader(file: file)
@@ -19,6 +20,7 @@ public struct Qwen3VLConfig: Sendable {
         imageTokenId = try r.int("image_token_id", 151655)
         videoTokenId = try r.int("video_token_id", 151656)
         visionStartTokenId = try r.int("vision_start_token_id", 151652)
+        visionEndTokenId = try r.int("vision_end_token_id", 151653)
         guard self.text.mropeSection != nil else {
             throw ModelError.invalidConfig(file: file, key: "text_config.rope_parameters.mrope_section", reason: "missing")
         }
