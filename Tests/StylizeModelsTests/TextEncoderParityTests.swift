@@ -151,3 +151,24 @@ final class Qwen2VLImageProcessorTests: XCTestCase {
         print("image processor: \(offByOne) of \(diffs.count) values differ by one 8-bit level")
     }
 }
+
+final class CLIPPrefixTests: XCTestCase {
+    /// SD checkpoints name CLIP weights "text_model.…"; the same weights load either way.
+    func testCLIPLoadsTextModelPrefixedCheckpoints() throws {
+        let src = Fixtures.path("text", "clip_text_a")
+        let dir = NSTemporaryDirectory() + "clip-prefix-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: src + "/config.json", toPath: dir + "/config.json")
+        let f = try SafeTensorsFile(path: src + "/model.safetensors")
+        var writer = SafeTensorsWriter()
+        for name in f.names {
+            writer.items.append(.init(name: "text_model." + name, shape: f.entries[name]!.shape, values: .f32(try f.floats(name))))
+        }
+        writer.items.append(.init(name: "text_model.embeddings.position_ids", shape: [1, 77], values: .i64((0..<77).map(Int64.init))))
+        try writer.write(to: dir + "/model.safetensors")
+        let out = try CLIPTextModel(directory: dir)(TextEncoderParityTests.tokens(SafeTensorsFile(path: src + "/input.safetensors")))
+        let expected = try SafeTensorsFile(path: src + "/output.safetensors")
+        assertParity(out.lastHiddenState, try Fixtures.tensor(expected, "last_hidden_state"), "clip_text_a with text_model. prefix")
+    }
+}

@@ -90,6 +90,30 @@ final class StylizeToolTests: XCTestCase {
         _ = try AutoencoderTiny(directory: a)  // loads strictly: every tensor used, every shape right
     }
 
+    func testRunTextEncoderMatchesTransformers() throws {
+        for name in ["qwen3_vl", "clip_text_b"] {
+            let dir = Self.fixtures + "/text/" + name
+            let out = self.dir + "/\(name).safetensors"
+            try tool(["run", "text-encoder", "--model", dir, "--input", dir + "/input.safetensors", "--output", out])
+            for key in ["last_hidden_state", "hidden_states"] {
+                assertParityCLI(try tensor(out, key), try tensor(dir + "/output.safetensors", key))
+            }
+        }
+    }
+
+    /// init-random on transformers configs writes model.safetensors with exactly the
+    /// tensors transformers saved for the same config.
+    func testInitRandomWritesTheSameTensorsAsTransformers() throws {
+        for (fixture, ignored) in [("clip_text_b", Set<String>()), ("qwen3_text_b", []), ("qwen3_vl", [])] {
+            let out = dir + "/" + fixture
+            try tool(["init-random", "--config", Self.fixtures + "/text/\(fixture)/config.json", "--out", out])
+            let ours = try SafeTensorsFile(path: out + "/model.safetensors")
+            let reference = try SafeTensorsFile(path: Self.fixtures + "/text/\(fixture)/model.safetensors")
+            XCTAssertEqual(ours.names, reference.names.filter { !ignored.contains($0) }, fixture)
+            for name in ours.names { XCTAssertEqual(ours.entries[name]?.shape, reference.entries[name]?.shape, "\(fixture): \(name)") }
+        }
+    }
+
     func testBenchReportsRatioToSgemmPeak() throws {
         let r = try tool(["bench", "vae-decode", "--model", Self.fixtures + "/vae/taesd_narrow16", "--batch", "2",
                           "--size", "64x48", "--repeats", "2"])

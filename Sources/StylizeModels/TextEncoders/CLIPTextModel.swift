@@ -90,9 +90,9 @@ public final class CLIPTextModel {
 
     public init(config c: CLIPTextConfig, weights root: Weights) throws {
         config = c
-        // Checkpoints saved from CLIPTextModel carry "text_model."; some ports do not.
-        let w = root.contains("text_model.embeddings.token_embedding.weight") || !root.contains("embeddings.token_embedding.weight")
-            ? root["text_model"] : root
+        // Stable Diffusion checkpoints (transformers 4.x) carry "text_model."; transformers 5
+        // saves CLIPTextModel without it.
+        let w = root.contains("text_model.embeddings.token_embedding.weight") ? root["text_model"] : root
         tokenEmbedding = try w["embeddings"]["token_embedding"].load("weight", shape: [c.vocabSize, c.hiddenSize])
         positionEmbedding = try w["embeddings"]["position_embedding"].load("weight", shape: [c.maxPositionEmbeddings, c.hiddenSize])
         layers = try (0..<c.numHiddenLayers).map { try CLIPEncoderLayer(w["encoder"]["layers"]["\($0)"], config: c) }
