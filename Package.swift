@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "StylizeCore", targets: ["StylizeCore"]),
         .library(name: "StylizeModels", targets: ["StylizeModels"]),
+        .library(name: "StylizeEngine", targets: ["StylizeEngine"]),
         .executable(name: "stylize-tool", targets: ["stylize-tool"]),
     ],
     dependencies: [
@@ -27,6 +28,7 @@ let package = Package(
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         .target(name: "StylizeCore", dependencies: ["COpenBLAS", "CMalloc"], swiftSettings: numeric),
         .target(name: "StylizeModels", dependencies: ["StylizeCore"], swiftSettings: numeric),
+        .target(name: "StylizeEngine", dependencies: ["StylizeModels"], swiftSettings: numeric),
         .executableTarget(
             name: "stylize-tool",
             dependencies: [
@@ -41,6 +43,7 @@ let package = Package(
             dependencies: ["StylizeModels"],
             exclude: ["Fixtures"]
         ),
+        .testTarget(name: "StylizeEngineTests", dependencies: ["StylizeEngine"]),
         .testTarget(name: "StylizeToolTests", dependencies: ["StylizeModels", "stylize-tool"]),
     ],
     swiftLanguageModes: [.v5]

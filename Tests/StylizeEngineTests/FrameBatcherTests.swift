@@ -1,0 +1,98 @@
+import Foundation
+import XCTest
+@testable import StylizeEngine
+
+final class FrameBatcherTests: XCTestCase {
+    enum Event: Equatable { case eos, segment(Int) }
+
+    func testFullBatchesThenEOSDrainsThePartialBatchInOrder() {
+        let b = FrameBatcher<Int, Event>(batchSize: 4)
+        let producer = Thread {
+            for i in 0..<10 { b.push(i) }
+            b.push(event: .eos)
+        }
+        producer.start()
+        var got: [FrameBatcher<Int, Event>.Item] = []
+        while true {
+            guard let item = b.next() else { break }
+            got.append(item)
+            if case .event(.eos) = item { break }
+        }
+        let frames = got.compactMap { if case .frames(let f) = $0 { return f }; return nil }
+        XCTAssertEqual(frames, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]])
+        if case .event(let e)? = got.last { XCTAssertEqual(e, .eos) } else { XCTFail("EOS must come last") }
+    }
+
+    func testEventsStayBetweenTheFramesTheyWerePushedBetween() {
+        let b = FrameBatcher<Int, Event>(batchSize: 8)
+        for i in 0..<3 { b.push(i) }
+        b.push(event: .segment(1))
+        for i in 3..<5 { b.push(i) }
+        b.push(event: .eos)
+        var order: [String] = []
+        for _ in 0..<4 {
+            switch b.next()! {
+            case .frames(let f): order.append("f\(f)")
+            case .event(let e): order.append("e\(e)")
+            }
+        }
+        XCTAssertEqual(order, ["f[0, 1, 2]", "esegment(1)", "f[3, 4]", "eeos"])
+    }
+
+    func testMaxBatchWaitReleasesAPartialBatch() {
+        let b = FrameBatcher<Int, Event>(batchSize: 8, maxBatchWait: 0.05)
+        b.push(1)
+        b.push(2)
+        let t0 = Date()
+        guard case .frames(let f)? = b.next() else { return XCTFail("expected frames") }
+        XCTAssertEqual(f, [1, 2])
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(t0), 0.04)
+    }
+
+    func testPushBlocksWhenFullAndFlushReleasesEveryone() {
+        let b = FrameBatcher<Int, Event>(batchSize: 2)  // capacity 4
+        for i in 0..<4 { XCTAssertTrue(b.push(i)) }
+        let blocked = expectation(description: "blocked push returns after flush")
+        var pushed = true
+        Thread {
+            pushed = b.push(99)  // queue full: blocks
+            blocked.fulfill()
+        }.start()
+        Thread.sleep(forTimeInterval: 0.05)
+        XCTAssertEqual(b.count, 4, "the fifth frame must wait")
+        b.startFlushing()
+        wait(for: [blocked], timeout: 2)
+        XCTAssertFalse(pushed, "a push interrupted by FLUSH_START is dropped")
+        XCTAssertNil(b.next(), "the worker sees the flush")
+        XCTAssertEqual(b.count, 0)
+        b.stopFlushing()
+        XCTAssertTrue(b.push(5))
+        b.push(event: .eos)
+        guard case .frames(let f)? = b.next() else { return XCTFail() }
+        XCTAssertEqual(f, [5])
+    }
+
+    func testWorkerBlockedOnAnEmptyQueueWakesOnStop() {
+        let b = FrameBatcher<Int, Event>(batchSize: 2)
+        let done = expectation(description: "next returns nil")
+        Thread {
+            XCTAssertNil(b.next())
+            done.fulfill()
+        }.start()
+        Thread.sleep(forTimeInterval: 0.02)
+        b.stop()
+        wait(for: [done], timeout: 2)
+        XCTAssertFalse(b.push(1))
+    }
+
+    func testStatisticsPercentilesAndRate() {
+        let s = StreamStatistics(window: 10)
+        for i in 0..<100 { s.frameOut(latency: Double(i) / 100, skipped: i % 10 == 0, now: Double(i) / 50) }
+        let snap = s.snapshot(now: 99.0 / 50)
+        XCTAssertEqual(snap.fps, 50, accuracy: 0.5)
+        XCTAssertEqual(snap.latencyP50, 0.5, accuracy: 0.011)
+        XCTAssertEqual(snap.latencyP95, 0.94, accuracy: 0.011)
+        XCTAssertEqual(snap.skippedFrames, 10)
+        XCTAssertEqual(snap.framesOut, 100)
+    }
+}
