@@ -168,6 +168,23 @@ final class TokenizerTests: XCTestCase {
         XCTAssertGreaterThan(checked, 100)
     }
 
+    /// The conditioning side thread and the element may encode at the same time; the word
+    /// cache is the only shared mutable state.
+    func testConcurrentEncodingGivesTheSameIds() throws {
+        let qwen = try Tokenizer(directory: Self.qwenDir)  // fresh, empty cache
+        let cases = try Self.cases(Self.qwenDir + "/cases.json")
+        let results = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 4)
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            var ok = true
+            for (i, c) in cases.enumerated() where i % 2 == worker % 2 || worker >= 2 {
+                ok = ok && qwen.encode(c.text) == c.ids
+            }
+            results[worker] = ok
+        }
+        XCTAssertEqual(Array(results), [true, true, true, true])
+    }
+
     func testCLIPDecode() throws {
         let clip = try Self.clip.get()
         // CLIP's tokenizer.json decoder is plain ByteLevel, so "</w>" stays in the text

@@ -7,6 +7,13 @@ import Foundation
 /// text, the rest is normalized, pre-tokenized into pieces, each piece goes through the
 /// BPE model, optional truncation, the post-processor adds special tokens, optional
 /// padding. Thread-safe: the only mutable state is the BPE word cache, behind a lock.
+///
+/// Not covered (a load error names the unsupported type): models other than BPE;
+/// normalizers Bert, StripAccents, Precompiled, Nmt, ByteLevel; pre-tokenizers Bert,
+/// Punctuation, Digits, CharDelimiterSplit, UnicodeScripts, FixedLength; decoders
+/// WordPiece and CTC; BPE dropout. Only single sequences (no pairs) and no offsets.
+/// Metaspace's `prepend_scheme: "first"` treats a piece as first when it starts the
+/// input, which differs from the library only if a normalizer removed leading text.
 public final class Tokenizer: @unchecked Sendable {
     /// The file the tokenizer was read from (tokenizer.json, or vocab.json for CLIP files).
     public let source: String
