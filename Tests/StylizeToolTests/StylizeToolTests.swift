@@ -138,9 +138,40 @@ final class StylizeToolTests: XCTestCase {
         XCTAssertTrue(r2.err.contains(bad), r2.err)
     }
 
+    /// `tokenize --json` prints the ids the tokenizers library gives (fixture cases.json).
+    func testTokenizeMatchesTokenizersLibrary() throws {
+        struct Case: Decodable { let text: String; let ids: [Int] }
+        let qwen = Self.fixtures + "/tokenizers/qwen"
+        let data = try Data(contentsOf: URL(fileURLWithPath: qwen + "/cases.json"))
+        let cases = try JSONDecoder().decode([Case].self, from: data)
+        // A spread of cases: plain, whitespace, special tokens, non-ASCII, a leading "-".
+        var picked = Array(cases.filter { !$0.text.isEmpty }.enumerated().filter { $0.offset % 150 == 0 }.map(\.element))
+        picked += cases.filter { $0.text.contains("<|im_start|>") || $0.text.unicodeScalars.contains { $0.value > 0x2000 } }.prefix(2)
+        picked += cases.filter { $0.text.hasPrefix("-") }.prefix(1)
+        XCTAssertGreaterThanOrEqual(picked.count, 8)
+        for c in picked {
+            let r = try tool(["tokenize", "--tokenizer", qwen, "--json", "--", c.text])
+            let ids = try JSONDecoder().decode([Int].self, from: Data(r.out.utf8))
+            XCTAssertEqual(ids, c.ids, c.text)
+        }
+        let clip = Self.fixtures + "/tokenizers/clip"
+        let text = "a photo of an astronaut riding a horse on mars"
+        XCTAssertEqual(try tool(["tokenize", "--tokenizer", clip, "--json", text]).out,
+                       "[49406, 320, 1125, 539, 550, 18376, 6765, 320, 4558, 525, 7496, 49407]\n")
+        XCTAssertEqual(try tool(["tokenize", "--tokenizer", clip, "--json", "--no-special-tokens", "a photo"]).out, "[320, 1125]\n")
+        // The table: one row per token with id, vocabulary form and decoded text, then the count.
+        let table = try tool(["tokenize", "--tokenizer", clip, "a photo"]).out.split(separator: "\n").map(String.init)
+        XCTAssertEqual(table.count, 6, table.joined(separator: "\n"))
+        XCTAssertTrue(table[2].contains("320") && table[2].contains("a</w>") && table[2].contains("\"a</w>\""), table[2])
+        XCTAssertEqual(table.last, "4 tokens")
+        let missing = try tool(["tokenize", "--tokenizer", dir, "x"], expectSuccess: false)
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.err.contains(dir + "/tokenizer.json"), missing.err)
+    }
+
     func testHelpDocumentsEveryCommand() throws {
         let r = try tool(["--help"])
-        for command in ["run", "init-random", "bench"] { XCTAssertTrue(r.out.contains(command), r.out) }
+        for command in ["run", "init-random", "bench", "tokenize"] { XCTAssertTrue(r.out.contains(command), r.out) }
         let run = try tool(["run", "--help"])
         for command in ["unet", "vae-encode", "vae-decode"] { XCTAssertTrue(run.out.contains(command), run.out) }
     }
