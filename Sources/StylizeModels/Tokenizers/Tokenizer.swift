@@ -184,6 +184,12 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     /// The id of a token string (added tokens first, then the model vocabulary).
+    /// Adds the post-processor's special tokens (CLIP's BOS/EOS) around content ids.
+    public func withSpecialTokens(_ ids: [Int]) -> [Int] { postProcess(ids, addSpecialTokens: true) }
+
+    /// How many tokens `withSpecialTokens` adds.
+    public var addedSpecialTokenCount: Int { postProcessor?.addedCount ?? 0 }
+
     public func tokenToId(_ token: String) -> Int? { added.id(of: token) ?? model.tokenToId(token) }
 
     /// The token string of an id (byte-level alphabet form for BPE tokens).
