@@ -38,3 +38,11 @@ public protocol StreamEngine: AnyObject {
     /// Called (from the side thread) when conditioning fails.
     var onError: ((Error) -> Void)? { get set }
 }
+
+/// How the element obtains an engine for its `model` property. The engine library installs
+/// the real loader (shared per folder); tests linking the element in-process may replace it.
+public enum StreamEngineFactory {
+    nonisolated(unsafe) public static var make: (String) throws -> StreamEngine = { path in
+        throw ModelError.fileNotFound(path: path, what: "stylize model folder (engine loader not installed)")
+    }
+}
