@@ -47,6 +47,18 @@ public struct ConfigReader {
         throw ModelError.invalidConfig(file: file, key: key, reason: "expected a number, found \(v)")
     }
 
+    /// Full precision, for values that diffusers feeds through Python float math before
+    /// rounding to float32 (scheduler betas, shifts): reading them as Float first would
+    /// round twice and move the schedule by an ulp.
+    public func double(_ key: String, _ fallback: Double) throws -> Double { try optionalDouble(key) ?? fallback }
+
+    public func optionalDouble(_ key: String) throws -> Double? {
+        guard let v = value(key) else { return nil }
+        if case .double(let d) = v { return d }
+        if case .int(let i) = v { return Double(i) }
+        throw ModelError.invalidConfig(file: file, key: key, reason: "expected a number, found \(v)")
+    }
+
     public func bool(_ key: String, _ fallback: Bool) throws -> Bool {
         guard let v = value(key) else { return fallback }
         if case .bool(let b) = v { return b }
