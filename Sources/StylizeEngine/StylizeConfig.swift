@@ -1,0 +1,65 @@
+import Foundation
+import StylizeModels
+
+/// How the source frame conditions the U-Net (REFERENCES.md §2).
+public enum ConditioningMode: String, Sendable, CaseIterable {
+    /// Re-noise the source latent to `strength` and denoise (SD-Turbo / StreamDiffusion).
+    case sdedit
+    /// Source latent concatenated on channels (InstructPix2Pix: 8-channel conv_in).
+    case concatChannels = "concat-channels"
+    /// Source latent side by side on width; the left half of the output is kept.
+    case concatWidth = "concat-width"
+}
+
+/// A named style of the model (for UIs, docs and evaluation).
+public struct StyleEntry: Sendable, Equatable {
+    public var name: String
+    public var prompts: [String]
+    public var reference: String
+}
+
+/// Our `stylize.json`: everything about a model folder that diffusers' files do not say.
+/// Absent file or keys mean the defaults of an SD-Turbo-class checkpoint: sdedit, the
+/// folder's scheduler, CLIP conditioning as Stable Diffusion pipelines build it.
+public struct StylizeConfig: Sendable {
+    public var mode: ConditioningMode = .sdedit
+    public var textEncoder: ConditioningSpec = .stableDiffusionCLIP
+    public var defaultPrompt = ""
+    public var steps = 1
+    public var strength: Float = 0.5
+    public var styles: [StyleEntry] = []
+
+    public init() {}
+
+    public init(file: String, encoderKind: TextEncoder.Kind) throws {
+        self.init()
+        if encoderKind != .clip { textEncoder = ConditioningSpec() }
+        guard FileManager.default.fileExists(atPath: file) else { return }
+        let r = try ConfigReader(file: file)
+        let modeName = try r.string("conditioning_mode", mode.rawValue)
+        guard let m = ConditioningMode(rawValue: modeName) else { throw r.unsupported("conditioning_mode", modeName) }
+        mode = m
+        if case .object(let o)? = r.raw("text_encoder") {
+            textEncoder = try ConditioningSpec(ConfigReader(object: o, file: file + " (text_encoder)"), defaults: textEncoder)
+        }
+        defaultPrompt = try r.string("default_prompt", defaultPrompt)
+        steps = try r.int("steps", steps)
+        strength = try r.float("strength", strength)
+        guard (1...50).contains(steps) else {
+            throw ModelError.invalidConfig(file: file, key: "steps", reason: "must be 1…50, is \(steps)")
+        }
+        guard strength > 0 && strength <= 1 else {
+            throw ModelError.invalidConfig(file: file, key: "strength", reason: "must be in (0, 1], is \(strength)")
+        }
+        if case .array(let list)? = r.raw("styles") {
+            styles = try list.enumerated().map { i, v in
+                guard case .object(let o) = v else {
+                    throw ModelError.invalidConfig(file: file, key: "styles[\(i)]", reason: "must be an object")
+                }
+                let s = ConfigReader(object: o, file: file + " (styles[\(i)])")
+                return StyleEntry(name: try s.string("name", "style \(i)"), prompts: try s.strings("prompts", []),
+                                  reference: try s.string("reference", ""))
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+import StylizeModels
+
+extension ConditioningEncoder: ConditioningBackend {
+    public var seesImages: Bool { encoder.acceptsImages }
+
+    public func encode(prompts: [String], frames: [RGBImage?]) throws -> [Tensor] {
+        let batch: Tensor = try encode(prompts: prompts, frames: frames)   // [B, T, D]
+        let per = batch.count / max(1, batch.shape[0])
+        return (0..<batch.shape[0]).map { Tensor(shape: Array(batch.shape.dropFirst()), data: Array(batch.data[($0 * per)..<(($0 + 1) * per)])) }
+    }
+}
+
+/// One stream's engine: the shared model, this stream's conditioning side thread, the
+/// denoise loop, similarity skipping and statistics. GStreamer-free; the element and
+/// apps drive it through `StreamEngine`.
+public final class StylizeEngine: StreamEngine, @unchecked Sendable {
+    public let model: StylizeModel
+    public let statistics = StreamStatistics()
+    public var onConditioningActivated: ((String, Double) -> Void)?
+    public var onError: ((Error) -> Void)?
+
+    private let lock = NSLock()
+    private let stylizer: Stylizer
+    private var service: ConditioningService?
+    private var frameCounter = 0
+    // Input and output of the last computed frame (similarity skip's reference).
+    private var previousInput: Tensor?
+    private var previousOutput: Tensor?
+    private var _worst: Double = 0
+
+    public init(model: StylizeModel) {
+        self.model = model
+        self.stylizer = Stylizer(model: model)
+    }
+
+    /// Loads (or shares) the model folder at `path`.
+    public convenience init(modelPath: String) throws {
+        self.init(model: try ModelRegistry.model(at: modelPath))
+    }
+
+    /// Installs this engine as the element's loader.
+    public static func installAsDefaultFactory() {
+        StreamEngineFactory.make = { try StylizeEngine(modelPath: $0) }
+    }
+
+    public var worstBatchSeconds: Double { lock.withLock { _worst } }
+
+    public func start(settings: StylizeSettings) throws {
+        let prompt = settings.prompt.isEmpty ? model.config.defaultPrompt : settings.prompt
+        let s = ConditioningService(backend: model.conditioning, modelID: model.path, prompt: prompt,
+                                    refreshInterval: settings.refreshInterval)
+        s.onActivated = { [weak self] p, seconds in
+            self?.statistics.encoderRan(seconds: seconds)
+            self?.onConditioningActivated?(p, seconds)
+        }
+        s.onError = { [weak self] e in self?.onError?(e) }
+        lock.withLock {
+            service?.stop()
+            service = s
+            frameCounter = 0
+            previousInput = nil
+            previousOutput = nil
+        }
+        s.start()
+    }
+
+    public func stop() {
+        let s = lock.withLock { () -> ConditioningService? in
+            defer { service = nil }
+            return service
+        }
+        s?.stop()
+    }
+
+    public func setPrompt(_ prompt: String) {
+        lock.withLock { service }?.setPrompt(prompt.isEmpty ? model.config.defaultPrompt : prompt)
+    }
+
+    public func process(_ frames: Tensor, settings: StylizeSettings) throws -> Tensor {
+        let t0 = StreamStatistics.now()
+        guard let service = lock.withLock({ service }) else {
+            throw ModelError.invalidInput(name: "engine", reason: "process() called before start()")
+        }
+        let b = frames.n
+        let perFrame = frames.count / max(1, b)
+        let first = lock.withLock { () -> Int in defer { frameCounter += b }; return frameCounter }
+        if service.refreshInterval != settings.refreshInterval { service.refreshInterval = settings.refreshInterval }
+        if service.prompt != (settings.prompt.isEmpty ? model.config.defaultPrompt : settings.prompt) {
+            setPrompt(settings.prompt)
+        }
+        // Vision-aware encoders see the newest frame of the batch.
+        service.offerFrame(Self.rgbImage(frames, index: b - 1), index: first + b - 1)
+        guard let conditioning = try service.current() ?? service.waitForFirst() else {
+            throw ModelError.invalidInput(name: "prompt", reason: "no conditioning is available")
+        }
+
+        // Similarity skip: a frame nearly identical to the last frame that was computed
+        // reuses that frame's output (comparing with the computed frame, not merely the
+        // previous one, keeps slow drifts from accumulating).
+        var reference = lock.withLock { (input: previousInput, output: previousOutput) }
+        var source = [Int?](repeating: nil, count: b)     // computed frame whose output frame i takes
+        var compute: [Int] = []
+        var referenceIsPrevious = reference.output != nil   // the reference is from an earlier batch
+        var referenceIndex: Int? = nil
+        for i in 0..<b {
+            let frame = Array(frames.data[(i * perFrame)..<((i + 1) * perFrame)])
+            if settings.similaritySkip > 0, let r = reference.input, r.count == perFrame,
+               referenceIsPrevious || referenceIndex != nil,
+               meanAbsDifference(frame, r.data) / 2 < settings.similaritySkip {
+                source[i] = referenceIndex   // nil: the previous batch's output
+            } else {
+                compute.append(i)
+                source[i] = i
+                referenceIndex = i
+                referenceIsPrevious = false
+                reference.input = Tensor(shape: [perFrame], data: frame)
+            }
+        }
+        var out = Tensor(uninitialized: frames.shape)
+        if !compute.isEmpty {
+            let batch = Tensor(shape: [compute.count, frames.h, frames.w, frames.c],
+                               data: compute.flatMap { Array(frames.data[($0 * perFrame)..<(($0 + 1) * perFrame)]) })
+            let result = try stylizer.process(batch, conditioning: conditioning.tensor, settings: settings,
+                                              frameIndices: compute.map { first + $0 })
+            for (k, i) in compute.enumerated() {
+                out.data.replaceSubrange((i * perFrame)..<((i + 1) * perFrame), with: result.data[(k * perFrame)..<((k + 1) * perFrame)])
+            }
+        }
+        for i in 0..<b where source[i] != i {
+            let data = source[i].map { Array(out.data[($0 * perFrame)..<(($0 + 1) * perFrame)]) } ?? reference.output!.data
+            out.data.replaceSubrange((i * perFrame)..<((i + 1) * perFrame), with: data)
+        }
+        if let last = compute.last {
+            reference.output = Tensor(shape: [perFrame], data: Array(out.data[(last * perFrame)..<((last + 1) * perFrame)]))
+        }
+        let seconds = StreamStatistics.now() - t0
+        lock.withLock {
+            previousInput = reference.input
+            previousOutput = reference.output
+            _worst = max(_worst, seconds)
+        }
+        for i in 0..<b { statistics.frameOut(latency: seconds, skipped: source[i] != i) }
+        return out
+    }
+
+    /// Frame `index` of an NHWC [-1, 1] batch as 8-bit RGB (what the vision encoder sees).
+    static func rgbImage(_ t: Tensor, index: Int) -> RGBImage {
+        let per = t.h * t.w * 3
+        let base = index * per
+        let bytes = (0..<per).map { UInt8(min(255, max(0, (t.data[base + $0] + 1) * 127.5 + 0.5))) }
+        return RGBImage(width: t.w, height: t.h, pixels: bytes)
+    }
+}
+
+func meanAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
+    var s: Float = 0
+    for i in 0..<min(a.count, b.count) { s += abs(a[i] - b[i]) }
+    return s / Float(max(1, a.count))
+}

@@ -1,0 +1,169 @@
+import Foundation
+import StylizeModels
+
+/// The main path's denoise loop for one batch: pad → autoencoder encode → 1–N U-Net
+/// steps in the model's conditioning mode → decode → crop. Deterministic for a seed:
+/// all noise comes from SplitMix64, either the same field for every frame
+/// (`fixedNoise`, the temporal-stability default) or one per frame index.
+public final class Stylizer: @unchecked Sendable {
+    public let model: StylizeModel
+    private var fixedNoiseCache: [String: Tensor] = [:]
+
+    public init(model: StylizeModel) { self.model = model }
+
+    /// - Parameters:
+    ///   - frames: NHWC [B, H, W, 3] in [-1, 1].
+    ///   - conditioning: [T, D], shared by the batch.
+    ///   - frameIndices: stream position of each frame (seeds per-frame noise).
+    public func process(_ frames: Tensor, conditioning: Tensor, settings: StylizeSettings,
+                        frameIndices: [Int]) throws -> Tensor {
+        let (b, h, w) = (frames.n, frames.h, frames.w)
+        let m = model.sizeMultiple
+        let (ph, pw) = ((h + m - 1) / m * m, (w + m - 1) / m * m)
+        let padded = (ph, pw) == (h, w) ? frames : padReplicate(frames, height: ph, width: pw)
+        let scaling = model.vae.config.scalingFactor
+        var source = try model.vae.encode(padded)
+        if scaling != 1 { affineInPlace(&source, scale: scaling, shift: 0) }
+        let context = repeatBatch(conditioning, b)
+
+        var scheduler = model.scheduler
+        let steps = max(1, settings.steps)
+        let latentShape = source.shape
+        var step = 0
+        func noise(_ salt: Int) -> Tensor { self.noise(shape: latentShape, settings: settings, frameIndices: frameIndices, salt: salt) }
+
+        var x: Tensor
+        var timesteps: [Float]
+        switch model.config.mode {
+        case .sdedit:
+            let strength = max(0.01, min(1, settings.strength))
+            let total = max(steps, Int((Float(steps) / strength).rounded()))
+            try scheduler.setTimesteps(total, options: TimestepOptions(mu: mu(latentShape), strength: 1))
+            timesteps = Array(scheduler.timesteps.suffix(steps))
+            x = try scheduler.addNoise(original: source, noise: noise(0), timestep: timesteps[0])
+        case .concatChannels, .concatWidth:
+            try scheduler.setTimesteps(steps, options: TimestepOptions(mu: mu(latentShape)))
+            timesteps = scheduler.timesteps
+            x = noise(0)
+            affineInPlace(&x, scale: scheduler.initNoiseSigma, shift: 0)
+        }
+        for t in timesteps {
+            step += 1
+            let input = try scheduler.scaleModelInput(x, timestep: t)
+            let unetInput: Tensor
+            switch model.config.mode {
+            case .sdedit: unetInput = input
+            case .concatChannels: unetInput = Tensor.concatChannels(input, source)
+            case .concatWidth: unetInput = concatWidth(input, source)
+            }
+            var prediction = try model.unet(UNetInputs(sample: unetInput, timesteps: [t], encoderHiddenStates: context))
+            if model.config.mode == .concatWidth { prediction = leftHalf(prediction, width: x.w) }
+            let stepNoise = try scheduler.stepUsesNoise(at: t) ? noise(step) : nil
+            x = try scheduler.step(modelOutput: prediction, timestep: t, sample: x, noise: stepNoise).prevSample
+        }
+        if scaling != 1 { affineInPlace(&x, scale: 1 / scaling, shift: 0) }
+        var decoded = try model.vae.decode(x)
+        if (ph, pw) != (h, w) { decoded = crop(decoded, height: h, width: w) }
+        clampInPlace(&decoded)
+        return decoded
+    }
+
+    /// Flow matching's resolution-dependent shift μ (REFERENCES.md §2: L = latent h·w/4),
+    /// passed only to schedulers configured for dynamic shifting.
+    private func mu(_ latentShape: [Int]) -> Double? {
+        guard let flow = model.scheduler as? FlowMatchEulerDiscreteScheduler, flow.useDynamicShifting else { return nil }
+        return flow.calculateShift(imageSeqLen: latentShape[1] * latentShape[2] / 4)
+    }
+
+    private func noise(shape: [Int], settings: StylizeSettings, frameIndices: [Int], salt: Int) -> Tensor {
+        let perFrame = shape.dropFirst().reduce(1, *)
+        let frameShape = Array(shape.dropFirst())
+        var data = [Float]()
+        data.reserveCapacity(perFrame * shape[0])
+        for i in 0..<shape[0] {
+            if settings.fixedNoise {
+                let key = "\(frameShape)-\(settings.seed)-\(salt)"
+                if fixedNoiseCache[key] == nil {
+                    fixedNoiseCache[key] = gaussian(count: perFrame, seed: settings.seed &+ UInt64(salt) &* 0x9E37_79B9)
+                }
+                data += fixedNoiseCache[key]!.data
+            } else {
+                let seed = settings.seed &+ UInt64(truncatingIfNeeded: frameIndices[i]) &* 0x1_0000_0001 &+ UInt64(salt) &* 0x9E37_79B9
+                data += gaussian(count: perFrame, seed: seed).data
+            }
+        }
+        return Tensor(shape: shape, data: data)
+    }
+
+    private func gaussian(count: Int, seed: UInt64) -> Tensor {
+        var rng = SplitMix64(seed: seed)
+        return Tensor(shape: [count], data: (0..<count).map { _ in rng.normal() })
+    }
+}
+
+// MARK: - tensor plumbing
+
+/// [T, D] → [B, T, D].
+func repeatBatch(_ t: Tensor, _ b: Int) -> Tensor {
+    let rank2 = t.rank == 2 ? t : t.reshaped(Array(t.shape.suffix(2)))
+    var data = [Float]()
+    data.reserveCapacity(rank2.count * b)
+    for _ in 0..<b { data += rank2.data }
+    return Tensor(shape: [b] + rank2.shape, data: data)
+}
+
+/// NHWC side by side on width: [B, H, W1 + W2, C].
+func concatWidth(_ a: Tensor, _ b: Tensor) -> Tensor {
+    precondition(a.n == b.n && a.h == b.h && a.c == b.c)
+    let (n, h, c) = (a.n, a.h, a.c)
+    var out = Tensor(uninitialized: [n, h, a.w + b.w, c])
+    for bi in 0..<n {
+        for y in 0..<h {
+            let dst = ((bi * h + y) * (a.w + b.w)) * c
+            out.data.replaceSubrange(dst..<(dst + a.w * c), with: a.data[((bi * h + y) * a.w * c)..<((bi * h + y + 1) * a.w * c)])
+            out.data.replaceSubrange((dst + a.w * c)..<(dst + (a.w + b.w) * c),
+                                     with: b.data[((bi * h + y) * b.w * c)..<((bi * h + y + 1) * b.w * c)])
+        }
+    }
+    return out
+}
+
+/// The left `width` columns of an NHWC tensor.
+func leftHalf(_ t: Tensor, width: Int) -> Tensor { crop(t, height: t.h, width: width) }
+
+/// The top-left height × width of an NHWC tensor.
+func crop(_ t: Tensor, height: Int, width: Int) -> Tensor {
+    let c = t.c
+    var out = Tensor(uninitialized: [t.n, height, width, c])
+    for b in 0..<t.n {
+        for y in 0..<height {
+            let src = ((b * t.h + y) * t.w) * c
+            let dst = ((b * height + y) * width) * c
+            out.data.replaceSubrange(dst..<(dst + width * c), with: t.data[src..<(src + width * c)])
+        }
+    }
+    return out
+}
+
+/// Pads an NHWC tensor on the bottom and right by repeating the edge pixels (edges stay
+/// edges, so the model sees no artificial border).
+func padReplicate(_ t: Tensor, height: Int, width: Int) -> Tensor {
+    let c = t.c
+    var out = Tensor(uninitialized: [t.n, height, width, c])
+    for b in 0..<t.n {
+        for y in 0..<height {
+            let sy = min(y, t.h - 1)
+            for x in 0..<width {
+                let sx = min(x, t.w - 1)
+                let src = ((b * t.h + sy) * t.w + sx) * c
+                let dst = ((b * height + y) * width + x) * c
+                out.data.replaceSubrange(dst..<(dst + c), with: t.data[src..<(src + c)])
+            }
+        }
+    }
+    return out
+}
+
+func clampInPlace(_ t: inout Tensor) {
+    for i in 0..<t.count { t.data[i] = min(1, max(-1, t.data[i])) }
+}
