@@ -26,13 +26,15 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "StylizeCore", dependencies: ["COpenBLAS", "CMalloc"], swiftSettings: numeric),
         .target(name: "StylizeModels", dependencies: ["StylizeCore"], swiftSettings: numeric),
-        .target(name: "StylizeEngine", dependencies: ["StylizeModels"], swiftSettings: numeric),
+        .target(name: "StylizeEngine", dependencies: ["StylizeModels", "CZlib"], swiftSettings: numeric),
         .executableTarget(
             name: "stylize-tool",
             dependencies: [
                 "StylizeModels",
+                "StylizeEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: numeric

@@ -90,7 +90,7 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
             setPrompt(settings.prompt)
         }
         // Vision-aware encoders see the newest frame of the batch.
-        service.offerFrame(Self.rgbImage(frames, index: b - 1), index: first + b - 1)
+        service.offerFrame(RGBImage(tensor: frames, index: b - 1), index: first + b - 1)
         guard let conditioning = try service.current() ?? service.waitForFirst() else {
             throw ModelError.invalidInput(name: "prompt", reason: "no conditioning is available")
         }
@@ -142,14 +142,6 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         }
         for i in 0..<b { statistics.frameOut(latency: seconds, skipped: source[i] != i) }
         return out
-    }
-
-    /// Frame `index` of an NHWC [-1, 1] batch as 8-bit RGB (what the vision encoder sees).
-    static func rgbImage(_ t: Tensor, index: Int) -> RGBImage {
-        let per = t.h * t.w * 3
-        let base = index * per
-        let bytes = (0..<per).map { UInt8(min(255, max(0, (t.data[base + $0] + 1) * 127.5 + 0.5))) }
-        return RGBImage(width: t.w, height: t.h, pixels: bytes)
     }
 }
 

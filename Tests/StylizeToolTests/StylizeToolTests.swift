@@ -114,6 +114,38 @@ final class StylizeToolTests: XCTestCase {
         }
     }
 
+    /// `stylize-tool stylize` on a tiny model folder assembled with init-random and the
+    /// encoder/tokenizer fixtures: deterministic for a seed, different for another seed.
+    func testStylizeRestylesAPNGDeterministically() throws {
+        let model = dir + "/model"
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: model + "/scheduler", withIntermediateDirectories: true)
+        let unet = dir + "/unet.json", vae = dir + "/vae.json"
+        try #"{"_class_name": "UNet2DConditionModel", "in_channels": 8, "out_channels": 4, "block_out_channels": [16, 32], "layers_per_block": 1, "norm_num_groups": 8, "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"], "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "attention_head_dim": 2, "cross_attention_dim": 64}"#
+            .write(toFile: unet, atomically: true, encoding: .utf8)
+        try #"{"_class_name": "AutoencoderTiny", "encoder_block_out_channels": [8, 8, 8, 8], "decoder_block_out_channels": [8, 8, 8, 8], "num_encoder_blocks": [1, 1, 1, 1], "num_decoder_blocks": [1, 1, 1, 1]}"#
+            .write(toFile: vae, atomically: true, encoding: .utf8)
+        try tool(["init-random", "--config", unet, "--out", model + "/unet"])
+        try tool(["init-random", "--config", vae, "--out", model + "/vae"])
+        try #"{"_class_name": "DDIMScheduler", "timestep_spacing": "trailing", "prediction_type": "sample", "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012}"#
+            .write(toFile: model + "/scheduler/scheduler_config.json", atomically: true, encoding: .utf8)
+        try fm.copyItem(atPath: Self.fixtures + "/text/qwen3_vl", toPath: model + "/text_encoder")
+        try fm.copyItem(atPath: Self.fixtures + "/tokenizers/qwen", toPath: model + "/tokenizer")
+        try #"{"conditioning_mode": "concat-channels", "text_encoder": {"template": "<|im_start|>user\n{image}{prompt}<|im_end|>", "image_size": [64, 64]}}"#
+            .write(toFile: model + "/stylize.json", atomically: true, encoding: .utf8)
+        let input = Self.fixtures + "/text/qwen3_vl/image.png"
+        for (name, seed) in [("a", "1"), ("b", "1"), ("c", "2")] {
+            try tool(["stylize", "--model", model, "--prompt", "oil painting", "--seed", seed, input, dir + "/\(name).png"])
+        }
+        let a = try Data(contentsOf: URL(fileURLWithPath: dir + "/a.png"))
+        XCTAssertEqual(a, try Data(contentsOf: URL(fileURLWithPath: dir + "/b.png")))
+        XCTAssertNotEqual(a, try Data(contentsOf: URL(fileURLWithPath: dir + "/c.png")))
+        XCTAssertEqual(Array(a.prefix(4)), [137, 80, 78, 71])
+        let bad = try tool(["stylize", "--model", dir + "/missing", "--prompt", "x", input, dir + "/d.png"], expectSuccess: false)
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.err.contains("missing"), bad.err)
+    }
+
     func testBenchReportsRatioToSgemmPeak() throws {
         let r = try tool(["bench", "vae-decode", "--model", Self.fixtures + "/vae/taesd_narrow16", "--batch", "2",
                           "--size", "64x48", "--repeats", "2"])
