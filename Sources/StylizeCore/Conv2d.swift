@@ -14,6 +14,8 @@ public struct Conv2dKernel: Sendable {
     /// [Cout, kh, kw, Cin]
     public let packedWeight: [Float]
     public let bias: [Float]?
+    /// Narrow layers run as direct convolutions (see DirectConvPlan).
+    let direct: DirectConvPlan?
 
     /// - Parameter torchWeight: PyTorch layout [Cout, Cin, kh, kw].
     public init(torchWeight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int,
@@ -39,6 +41,11 @@ public struct Conv2dKernel: Sendable {
             }
         }
         self.packedWeight = packed
+        let pointwise = kernelH == 1 && kernelW == 1 && stride == 1
+        direct = outChannels <= DirectConvPlan.maxOutputChannels && !pointwise
+            ? DirectConvPlan(packedWeight: packed, bias: bias, cin: inChannels, cout: outChannels,
+                             kh: kernelH, kw: kernelW, stride: stride, padding: padding)
+            : nil
     }
 
     public func outputSize(height: Int, width: Int) -> (Int, Int) {
@@ -51,6 +58,7 @@ public struct Conv2dKernel: Sendable {
                      "Conv2d: input \(x.shape) does not have \(inChannels) channels")
         let (n, h, w) = (x.n, x.h, x.w)
         let (oh, ow) = outputSize(height: h, width: w)
+        if let direct { return direct(x, outHeight: oh, outWidth: ow) }
         var out = Tensor(uninitialized: [n, oh, ow, outChannels])
         let k = kernelH * kernelW * inChannels
         let rows = n * oh * ow

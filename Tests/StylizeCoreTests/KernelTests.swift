@@ -12,7 +12,11 @@ final class KernelTests: XCTestCase {
             (4, 6, 3, 2, (0, 0, 1, 1), 8, 8),     // asymmetric padding
             (2, 3, 5, 1, (2, 2, 2, 2), 7, 10),    // 5×5
             (3, 2, 4, 4, (0, 0, 0, 0), 12, 8),    // patchify-style
-            (6, 5, 1, 2, (0, 0, 0, 0), 7, 7),     // strided 1×1 takes the im2col path
+            (6, 5, 1, 2, (0, 0, 0, 0), 7, 7),     // strided 1×1
+            (5, 12, 3, 1, (1, 1, 1, 1), 6, 9),    // direct, two vectors with a partial one
+            (16, 16, 3, 2, (1, 1, 1, 1), 9, 7),   // direct, two full vectors, stride 2
+            (7, 27, 3, 1, (1, 1, 1, 1), 5, 6),    // direct, general (four vectors)
+            (9, 40, 3, 1, (1, 1, 1, 1), 5, 6),    // wide: im2col + sgemm
         ]
         for (i, c) in cases.enumerated() {
             let (cin, cout, k, s, pad, h, w) = c
