@@ -32,11 +32,11 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
+        .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "StylizeCore", dependencies: ["COpenBLAS", "CMalloc"], swiftSettings: numeric),
+        .target(name: "StylizeCore", dependencies: ["COpenBLAS", "CSystem"], swiftSettings: numeric),
         .target(name: "StylizeModels", dependencies: ["StylizeCore"], swiftSettings: numeric),
-        .target(name: "StylizeEngine", dependencies: ["StylizeModels", "CZlib"], swiftSettings: numeric),
+        .target(name: "StylizeEngine", dependencies: ["StylizeModels", "CZlib", "CSystem"], swiftSettings: numeric),
         .executableTarget(
             name: "stylize-tool",
             dependencies: [
@@ -52,7 +52,7 @@ let package = Package(
             dependencies: ["StylizeModels"],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "StylizeEngineTests", dependencies: ["StylizeEngine"]),
+        .testTarget(name: "StylizeEngineTests", dependencies: ["StylizeEngine", "CSystem"]),
         .testTarget(name: "StylizeToolTests", dependencies: ["StylizeModels", "stylize-tool"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import CMalloc
+import CSystem
 #endif
 
 /// Inference allocates and frees the same large activation buffers on every call. With

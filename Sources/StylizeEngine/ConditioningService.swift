@@ -1,5 +1,8 @@
 import Foundation
 import StylizeModels
+#if os(Linux)
+import CSystem
+#endif
 
 /// What the service needs from an encoder: prompts (with an optional frame each) in,
 /// one conditioning tensor [T, D] per prompt out, in one batched call.
@@ -157,6 +160,7 @@ public final class ConditioningService: @unchecked Sendable {
     }
 
     private func loop() {
+        lowerThreadPriority()
         while true {
             condition.lock()
             while running && pending.isEmpty { condition.wait() }
@@ -210,4 +214,14 @@ public final class ConditioningService: @unchecked Sendable {
 
     /// Cached keys, least recently used first (for tests and stats).
     public var cachedPrompts: [String] { condition.withLock { lru.map(\.prompt) } }
+}
+
+/// The side path yields the cores to the main path: measured here, two threads calling
+/// OpenBLAS concurrently each get about half the machine, so without this a 2-second
+/// encoder call would halve the frame rate for 2 seconds. At nice +10 it takes the time
+/// the main path leaves idle (its own GEMMs still borrow OpenBLAS's shared pool threads).
+private func lowerThreadPriority() {
+    #if os(Linux)
+    _ = stylize_set_thread_nice(10)
+    #endif
 }

@@ -2,6 +2,9 @@ import Foundation
 import XCTest
 @testable import StylizeEngine
 import StylizeModels
+#if os(Linux)
+import CSystem
+#endif
 
 /// A stand-in encoder: records calls, can be slowed down or made to fail.
 final class FakeBackend: ConditioningBackend, @unchecked Sendable {
@@ -11,6 +14,7 @@ final class FakeBackend: ConditioningBackend, @unchecked Sendable {
     private let lock = NSLock()
     private(set) var calls: [[String]] = []
     private(set) var framesSeen: [[Bool]] = []
+    private(set) var niceValues: [Int32] = []
 
     init(seesImages: Bool = false) { self.seesImages = seesImages }
 
@@ -18,6 +22,9 @@ final class FakeBackend: ConditioningBackend, @unchecked Sendable {
         lock.withLock {
             calls.append(prompts)
             framesSeen.append(frames.map { $0 != nil })
+            #if os(Linux)
+            niceValues.append(stylize_thread_nice())
+            #endif
         }
         if delay > 0 { Thread.sleep(forTimeInterval: delay) }
         if let failWith { throw failWith }
@@ -99,6 +106,17 @@ final class ConditioningServiceTests: XCTestCase {
         waitUntil { s.current()?.frameIndex == 8 }
         XCTAssertEqual(backend.callCount, 3, "frames 0, 4 and 8")
         XCTAssertTrue(backend.framesSeen.allSatisfy { $0 == [true] })
+    }
+
+    func testTheSideThreadRunsAtLowerPriorityThanTheCaller() throws {
+        #if os(Linux)
+        let backend = FakeBackend()
+        let s = ConditioningService(backend: backend, modelID: "m", prompt: "p")
+        s.start()
+        defer { s.stop() }
+        _ = try s.waitForFirst(timeout: 5)
+        XCTAssertEqual(backend.niceValues.first, stylize_thread_nice() + 10)
+        #endif
     }
 
     func testEncoderFailureReachesTheWaiterAndTheErrorCallback() {
