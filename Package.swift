@@ -52,7 +52,9 @@ let package = Package(
             dependencies: ["StylizeModels"],
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "StylizeEngineTests", dependencies: ["StylizeEngine", "CSystem"]),
+        // Builds tiny, complete model folders for engine and element tests.
+        .target(name: "StylizeTestSupport", dependencies: ["StylizeEngine"], path: "Tests/StylizeTestSupport"),
+        .testTarget(name: "StylizeEngineTests", dependencies: ["StylizeEngine", "StylizeTestSupport", "CSystem"]),
         .testTarget(name: "StylizeToolTests", dependencies: ["StylizeModels", "stylize-tool"]),
     ],
     swiftLanguageModes: [.v5]

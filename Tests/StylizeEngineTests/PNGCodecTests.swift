@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import StylizeEngine
 import StylizeModels
+import StylizeTestSupport
 
 final class PNGCodecTests: XCTestCase {
     /// A PNG written by PIL decodes to exactly the pixels PIL was given.

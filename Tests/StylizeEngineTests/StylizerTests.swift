@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import StylizeEngine
 import StylizeModels
+import StylizeTestSupport
 
 final class StylizerTests: XCTestCase {
     private func engine(_ mode: ConditioningMode, _ scheduler: String, _ extra: String = "") throws -> StylizeEngine {

@@ -5,11 +5,11 @@ import StylizeModels
 /// Builds a complete, tiny model folder in a temporary directory: random-weight U-Net and
 /// autoencoder (written through the same path as `stylize-tool init-random`), the
 /// committed Qwen3-VL encoder and Qwen tokenizer fixtures, a scheduler and stylize.json.
-enum TinyModelFolder {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+public enum TinyModelFolder {
+    public static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("StylizeModelsTests/Fixtures").path
 
-    static func make(mode: ConditioningMode, scheduler: String, schedulerExtra: String = "", seed: UInt64 = 1) throws -> String {
+    public static func make(mode: ConditioningMode, scheduler: String, schedulerExtra: String = "", seed: UInt64 = 1) throws -> String {
         let dir = NSTemporaryDirectory() + "stylize-tiny-\(mode.rawValue)-\(UUID().uuidString)"
         let fm = FileManager.default
         for sub in ["unet", "vae", "scheduler"] {
@@ -50,7 +50,7 @@ enum TinyModelFolder {
     }
 
     /// A deterministic test frame batch, NHWC [-1, 1].
-    static func frames(_ b: Int, _ h: Int, _ w: Int, seed: UInt64 = 3) -> Tensor {
+    public static func frames(_ b: Int, _ h: Int, _ w: Int, seed: UInt64 = 3) -> Tensor {
         var rng = SplitMix64(seed: seed)
         return Tensor(shape: [b, h, w, 3], data: (0..<(b * h * w * 3)).map { _ in rng.uniform(-1, 1) })
     }
