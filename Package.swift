@@ -55,7 +55,7 @@ let package = Package(
         // Builds tiny, complete model folders for engine and element tests.
         .target(name: "StylizeTestSupport", dependencies: ["StylizeEngine"], path: "Tests/StylizeTestSupport"),
         .testTarget(name: "StylizeEngineTests", dependencies: ["StylizeEngine", "StylizeTestSupport", "CSystem"]),
-        .testTarget(name: "StylizeToolTests", dependencies: ["StylizeModels", "stylize-tool"]),
+        .testTarget(name: "StylizeToolTests", dependencies: ["StylizeModels", "StylizeEngine", "stylize-tool"]),
     ],
     swiftLanguageModes: [.v5]
 )

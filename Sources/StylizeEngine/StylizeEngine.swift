@@ -46,6 +46,25 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
 
     public var worstBatchSeconds: Double { lock.withLock { _worst } }
 
+    /// For stills (stylize-tool): processes `frames` once the conditioning of
+    /// `settings.prompt` is active, instead of with the previous prompt's while it encodes.
+    public static func processWaitingForPrompt(_ engine: StylizeEngine, _ frames: Tensor, settings: StylizeSettings,
+                                               timeout: TimeInterval = 600) throws -> Tensor {
+        let wanted = settings.prompt.isEmpty ? engine.model.config.defaultPrompt : settings.prompt
+        // One pass offers the frame (vision-aware encoders need it) and requests the prompt.
+        let first = try engine.process(frames, settings: settings)
+        guard let service = engine.lock.withLock({ engine.service }) else { return first }
+        if service.current()?.prompt == wanted { return first }
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while service.current()?.prompt != wanted {
+            guard Date() < deadline else {
+                throw ModelError.invalidInput(name: "prompt", reason: "'\(wanted)' was not encoded within \(Int(timeout)) s")
+            }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        return try engine.process(frames, settings: settings)
+    }
+
     public func start(settings: StylizeSettings) throws {
         let prompt = settings.prompt.isEmpty ? model.config.defaultPrompt : settings.prompt
         let s = ConditioningService(backend: model.conditioning, modelID: model.path, prompt: prompt,

@@ -45,7 +45,7 @@ struct Stylize: ParsableCommand {
             try engine.start(settings: settings)
             defer { engine.stop() }
             let image = try PNGCodec.read(path: input)
-            let out = try engine.process(image.tensor, settings: settings)
+            let out = try StylizeEngine.processWaitingForPrompt(engine, image.tensor, settings: settings)
             try PNGCodec.write(RGBImage(tensor: out), path: output)
         } catch let e as ModelError {
             FileHandle.standardError.write(Data("stylize-tool: error: \(e)\n".utf8))

@@ -1,4 +1,5 @@
 import Foundation
+import StylizeEngine
 import StylizeModels
 import XCTest
 
@@ -141,6 +142,13 @@ final class StylizeToolTests: XCTestCase {
         XCTAssertEqual(a, try Data(contentsOf: URL(fileURLWithPath: dir + "/b.png")))
         XCTAssertNotEqual(a, try Data(contentsOf: URL(fileURLWithPath: dir + "/c.png")))
         XCTAssertEqual(Array(a.prefix(4)), [137, 80, 78, 71])
+        // The contact sheet tiles the input and one image per style (the default prompt here).
+        try tool(["contact-sheet", "--model", model, input, dir + "/sheet.png"])
+        let sheet = try PNGCodec.read(path: dir + "/sheet.png")
+        let source = try PNGCodec.read(path: input)
+        XCTAssertEqual(sheet.width, 2 * source.width)
+        XCTAssertEqual(sheet.height, source.height)
+        XCTAssertEqual(Array(sheet.pixels[0..<(source.width * 3)]), Array(source.pixels[0..<(source.width * 3)]), "first tile is the input")
         let bad = try tool(["stylize", "--model", dir + "/missing", "--prompt", "x", input, dir + "/d.png"], expectSuccess: false)
         XCTAssertEqual(bad.status, 1)
         XCTAssertTrue(bad.err.contains("missing"), bad.err)
