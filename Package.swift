@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "StylizeModels", targets: ["StylizeModels"]),
         .library(name: "StylizeEngine", targets: ["StylizeEngine"]),
         .executable(name: "stylize-tool", targets: ["stylize-tool"]),
+        // The GStreamer plugin: GST_PLUGIN_PATH=.build/release finds libgststylize.so.
+        .library(name: "gststylize", type: .dynamic, targets: ["GstStylize"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -26,9 +28,25 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
+        .systemLibrary(
+            name: "CGStreamer",
+            path: "Sources/CGStreamer",
+            pkgConfig: "gstreamer-video-1.0",
+            providers: [.apt(["libgstreamer1.0-dev", "libgstreamer-plugins-base1.0-dev"])]
+        ),
+        // GstHarness, for the element tests only.
+        .systemLibrary(
+            name: "CGstCheck",
+            path: "Sources/CGstCheck",
+            pkgConfig: "gstreamer-check-1.0",
+            providers: [.apt(["libgstreamer1.0-dev"])]
+        ),
         .target(name: "StylizeCore", dependencies: ["COpenBLAS", "CMalloc"], swiftSettings: numeric),
         .target(name: "StylizeModels", dependencies: ["StylizeCore"], swiftSettings: numeric),
         .target(name: "StylizeEngine", dependencies: ["StylizeModels"], swiftSettings: numeric),
+        // The element: a thin C half (GObject boilerplate, trampolines) and the Swift half.
+        .target(name: "CShims", dependencies: ["CGStreamer"], path: "CShims", exclude: ["README.md"]),
+        .target(name: "GstStylize", dependencies: ["CShims", "CGStreamer", "StylizeEngine", "StylizeCore"]),
         .executableTarget(
             name: "stylize-tool",
             dependencies: [
@@ -44,6 +62,10 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "StylizeEngineTests", dependencies: ["StylizeEngine"]),
+        .testTarget(
+            name: "GstStylizeTests",
+            dependencies: ["GstStylize", "CShims", "CGStreamer", "CGstCheck", "StylizeEngine", "StylizeCore"]
+        ),
         .testTarget(name: "StylizeToolTests", dependencies: ["StylizeModels", "stylize-tool"]),
     ],
     swiftLanguageModes: [.v5]
