@@ -356,6 +356,8 @@ final class StylizeElement {
             }
             batcher.batchSize = s.batchSize
             batcher.maxBatchWait = s.maxBatchWaitSeconds
+            // Marked started under the lock together with taking the engine, so a model
+            // load finishing now starts its engine too (and is swapped in at a batch).
             let e = stateLock.withLock { () -> StreamEngine? in
                 lastFlow = GST_FLOW_OK
                 eosQueued = false
@@ -364,13 +366,14 @@ final class StylizeElement {
                 errorPosted = false
                 latencyAnswered = false
                 reportedProcessing = 0
+                engineStarted = engine != nil
                 return engine
             }
             guard let e else { return GST_STATE_CHANGE_FAILURE }
             do {
                 try e.start(settings: s.engine)
-                stateLock.withLock { engineStarted = true }
             } catch {
+                stateLock.withLock { engineStarted = false }
                 postError(.libraryInit, "Could not start model '\(s.model)': \(error)")
                 return GST_STATE_CHANGE_FAILURE
             }
