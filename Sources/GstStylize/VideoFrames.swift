@@ -5,6 +5,7 @@ import StylizeCore
 
 /// The negotiated video format, as the chain function needs it for every frame.
 struct VideoFormat {
+    static let maxPixels = 8192 * 8192
     var info: GstVideoInfo
     let format: PixelFormat
     let colorimetry: YUVColorimetry
@@ -29,9 +30,9 @@ struct VideoFormat {
         self.info = info
         self.format = format
         self.colorimetry = VideoFormat.colorimetry(info, format: format)
-        // Frames larger than this would overflow the float tensor's size arithmetic long
-        // before memory runs out; refuse them at negotiation.
-        if Int(info.width) * Int(info.height) > 1 << 28 { return nil }
+        // Each held frame is width × height × 3 floats: refuse (at negotiation, as a
+        // not-negotiated error) sizes beyond 8192 × 8192 rather than fail an allocation.
+        if Int(info.width) * Int(info.height) > VideoFormat.maxPixels { return nil }
     }
 
     static func colorimetry(_ info: GstVideoInfo, format: PixelFormat) -> YUVColorimetry {
