@@ -19,9 +19,9 @@ final class ElementTests: XCTestCase {
 
     // MARK: - frames, timestamps, EOS
 
-    func testEveryFrameComesOutOnceInOrderWithItsTimestampsAndFlags() {
+    func testEveryFrameComesOutOnceInOrderWithItsTimestampsAndFlags() throws {
         for (count, batch) in [(37, 8), (5, 1), (10, 3), (3, 64)] {
-            let h = Harness([("batch-size", "\(batch)")])
+            let h = try Harness([("batch-size", "\(batch)")])
             let log = StreamLog()
             log.attach(to: h.h.pointee.sinkpad)
             h.setCaps(rgb)
@@ -59,7 +59,7 @@ final class ElementTests: XCTestCase {
     func testOutputIsTheEngineOutputWrittenIntoTheInputBuffer() throws {
         try XCTSkipUnless(TestEngine.isInstalled, "pixel values are defined by the test engine")
         for spec in [rgb, FrameSpec(format: "BGRA", width: 8, height: 6), FrameSpec(format: "xRGB", width: 7, height: 5)] {
-            let h = Harness([("batch-size", "2")])
+            let h = try Harness([("batch-size", "2")])
             h.setCaps(spec)
             h.push(spec, index: 0)
             h.push(spec, index: 1)
@@ -90,8 +90,8 @@ final class ElementTests: XCTestCase {
         }
     }
 
-    func testSerializedEventsStayInOrderWithTheFrames() {
-        let h = Harness([("batch-size", "4")])
+    func testSerializedEventsStayInOrderWithTheFrames() throws {
+        let h = try Harness([("batch-size", "4")])
         let log = StreamLog()
         log.attach(to: h.h.pointee.sinkpad)
         h.setCaps(rgb)
@@ -113,8 +113,8 @@ final class ElementTests: XCTestCase {
 
     // MARK: - flushing
 
-    func testFlushInTheMiddleOfABatchDropsHeldFramesAndTheNextSegmentRuns() {
-        let h = Harness([("batch-size", "8")])
+    func testFlushInTheMiddleOfABatchDropsHeldFramesAndTheNextSegmentRuns() throws {
+        let h = try Harness([("batch-size", "8")])
         h.setCaps(rgb)
         for i in 0..<5 { XCTAssertEqual(h.push(rgb, index: i), GST_FLOW_OK) }  // a partial batch, held
         XCTAssertTrue(h.pushEvent(gst_event_new_flush_start()))
@@ -137,11 +137,11 @@ final class ElementTests: XCTestCase {
         h.teardown()
     }
 
-    func testFlushWhileTheWorkerIsBusyAndTheChainIsBlockedDoesNotDeadlock() {
+    func testFlushWhileTheWorkerIsBusyAndTheChainIsBlockedDoesNotDeadlock() throws {
         var config = TestEngine.Config()
         config.batchDelay = 0.15
         TestEngine.config = config
-        let h = Harness([("batch-size", "4")])
+        let h = try Harness([("batch-size", "4")])
         h.setCaps(rgb)
         // A producer that fills the queue (2 batches) and then blocks in the chain.
         let producerDone = expectation(description: "producer returns")
@@ -183,8 +183,8 @@ final class ElementTests: XCTestCase {
 
     // MARK: - caps
 
-    func testCapsChangeMidStreamDrainsRenegotiatesAndContinues() {
-        let h = Harness([("batch-size", "4")])
+    func testCapsChangeMidStreamDrainsRenegotiatesAndContinues() throws {
+        let h = try Harness([("batch-size", "4")])
         let log = StreamLog()
         log.attach(to: h.h.pointee.sinkpad)
         let small = FrameSpec(format: "I420", width: 18, height: 10)
@@ -218,8 +218,8 @@ final class ElementTests: XCTestCase {
         h.teardown()
     }
 
-    func testUnsupportedCapsAreRefusedWithoutCrashing() {
-        let h = Harness()
+    func testUnsupportedCapsAreRefusedWithoutCrashing() throws {
+        let h = try Harness()
         let gray = gst_caps_from_string("video/x-raw,format=GRAY8,width=8,height=8,framerate=25/1")!
         // Sticky: stored on the harness pad whatever the element says; refused on delivery.
         _ = gst_pad_push_event(h.h.pointee.srcpad, gst_event_new_caps(gray))
@@ -235,8 +235,8 @@ final class ElementTests: XCTestCase {
 
     // MARK: - latency
 
-    func testLatencyIsUpstreamPlusHeldFramesPlusProcessingBound() {
-        let h = Harness([("batch-size", "4")])
+    func testLatencyIsUpstreamPlusHeldFramesPlusProcessingBound() throws {
+        let h = try Harness([("batch-size", "4")])
         gst_harness_set_upstream_latency(h.h, 10 * msPerSecond)
         h.setCaps(rgb)  // 25 fps: 40 ms frames
         let worst = TestEngine.isInstalled ? GstClockTime(TestEngine.config.reportedWorstBatch * 1e9) : 0
@@ -255,8 +255,8 @@ final class ElementTests: XCTestCase {
         h.teardown()
     }
 
-    func testChangingBatchSizeWhilePlayingPostsALatencyMessage() {
-        let h = Harness([("batch-size", "4")])
+    func testChangingBatchSizeWhilePlayingPostsALatencyMessage() throws {
+        let h = try Harness([("batch-size", "4")])
         h.setCaps(rgb)
         XCTAssertEqual(h.element.pointee.current_state, GST_STATE_PLAYING)
         while let m = gst_bus_pop(h.bus) { gst_message_unref(m) }
@@ -275,7 +275,7 @@ final class ElementTests: XCTestCase {
 
     // MARK: - properties
 
-    func testPropertiesHaveTheirDefaultsRangesAndRoundTrip() {
+    func testPropertiesHaveTheirDefaultsRangesAndRoundTrip() throws {
         let e = gst_element_factory_make("stylize", nil)!
         gst_object_ref_sink(UnsafeMutableRawPointer(e))
         defer { gst_object_unref(UnsafeMutableRawPointer(e)) }
@@ -335,7 +335,7 @@ final class ElementTests: XCTestCase {
 
     func testSettingsReachTheEngineAtTheNextBatch() throws {
         try XCTSkipUnless(TestEngine.isInstalled, "reads the settings the test engine received")
-        let h = Harness([("batch-size", "2"), ("prompt", "first")])
+        let h = try Harness([("batch-size", "2"), ("prompt", "first")])
         h.setCaps(rgb)
         h.push(rgb, index: 0)
         h.push(rgb, index: 1)
@@ -362,11 +362,11 @@ final class ElementTests: XCTestCase {
 
     // MARK: - prompt changes while playing
 
-    func testPromptSetAThousandTimesWhileFramesFlow() {
+    func testPromptSetAThousandTimesWhileFramesFlow() throws {
         var config = TestEngine.Config()
         config.conditioningDelay = 0.01
         TestEngine.config = config
-        let h = Harness([("batch-size", "4")])
+        let h = try Harness([("batch-size", "4")])
         h.setCaps(rgb)
 
         var stressValue = GValue()
@@ -414,11 +414,11 @@ final class ElementTests: XCTestCase {
         h.teardown()
     }
 
-    func testSettingThePromptReturnsAtOnceWhileConditioningIsSlow() {
+    func testSettingThePromptReturnsAtOnceWhileConditioningIsSlow() throws {
         var config = TestEngine.Config()
         config.conditioningDelay = 0.5
         TestEngine.config = config
-        let h = Harness([("batch-size", "2")])
+        let h = try Harness([("batch-size", "2")])
         h.setCaps(rgb)
         let t0 = Date()
         setProperty(h.element, "prompt", "slow prompt")
@@ -440,8 +440,8 @@ final class ElementTests: XCTestCase {
 
     // MARK: - states and resources
 
-    func testNullToPlayingToNullTwentyTimes() {
-        let h = Harness([("batch-size", "2")])
+    func testNullToPlayingToNullTwentyTimes() throws {
+        let h = try Harness([("batch-size", "2")])
         for cycle in 0..<20 {
             if cycle > 0 {
                 XCTAssertEqual(gst_element_set_state(h.element, GST_STATE_PLAYING), GST_STATE_CHANGE_SUCCESS)
@@ -467,7 +467,7 @@ final class ElementTests: XCTestCase {
         h.teardown()
     }
 
-    func testARejectedModelFailsTheStateChangeWithAnErrorNamingThePath() {
+    func testARejectedModelFailsTheStateChangeWithAnErrorNamingThePath() throws {
         let e = gst_element_factory_make("stylize", nil)!
         gst_object_ref_sink(UnsafeMutableRawPointer(e))
         defer { gst_object_unref(UnsafeMutableRawPointer(e)) }
@@ -497,7 +497,7 @@ final class ElementTests: XCTestCase {
         var config = TestEngine.Config()
         config.failProcess = true
         TestEngine.config = config
-        let h = Harness([("batch-size", "2")])
+        let h = try Harness([("batch-size", "2")])
         h.setCaps(rgb)
         h.push(rgb, index: 0)
         h.push(rgb, index: 1)
@@ -519,7 +519,7 @@ final class ElementTests: XCTestCase {
 
     func testChangingTheModelWhilePlayingSwitchesAtABatchBoundary() throws {
         try XCTSkipUnless(TestEngine.isInstalled, "identifies engines by their folder")
-        let h = Harness([("batch-size", "2"), ("model", "/tmp/model-a")])
+        let h = try Harness([("batch-size", "2"), ("model", "/tmp/model-a")])
         h.setCaps(rgb)
         h.push(rgb, index: 0)
         h.push(rgb, index: 1)
@@ -544,11 +544,11 @@ final class ElementTests: XCTestCase {
 
     // MARK: - strides
 
-    func testPaddedStridesGiveTheSameOutputAsPackedInput() {
+    func testPaddedStridesGiveTheSameOutputAsPackedInput() throws {
         for spec in [FrameSpec(format: "RGB", width: 6, height: 5), FrameSpec(format: "RGBx", width: 5, height: 3),
                      FrameSpec(format: "I420", width: 10, height: 6), FrameSpec(format: "NV12", width: 7, height: 5)] {
-            func run(padding: Int) -> [[UInt8]] {
-                let h = Harness([("batch-size", "2")])
+            func run(padding: Int) throws -> [[UInt8]] {
+                let h = try Harness([("batch-size", "2")])
                 h.setCaps(spec)
                 h.push(spec, index: 0, padding: padding)
                 h.push(spec, index: 1, padding: padding)
@@ -561,16 +561,16 @@ final class ElementTests: XCTestCase {
                 h.teardown()
                 return bytes
             }
-            let packed = run(padding: 0)
-            let padded = run(padding: 24)
+            let packed = try run(padding: 0)
+            let padded = try run(padding: 24)
             XCTAssertEqual(packed.count, 2, spec.format)
             XCTAssertEqual(packed, padded, spec.format)
             XCTAssertNotEqual(packed.first, spec.inputBytes(index: 0), "the frame was processed")
         }
     }
 
-    func testABufferTooSmallForItsCapsIsAnErrorNotACrash() {
-        let h = Harness()
+    func testABufferTooSmallForItsCapsIsAnErrorNotACrash() throws {
+        let h = try Harness()
         h.setCaps(rgb)
         let b = gst_buffer_new_allocate(nil, 10, nil)!
         XCTAssertEqual(gst_harness_push(h.h, b), GST_FLOW_ERROR)
@@ -586,8 +586,8 @@ final class ElementTests: XCTestCase {
 
     // MARK: - queries and statistics
 
-    func testDrainQueryReturnsAfterHeldFramesWerePushed() {
-        let h = Harness([("batch-size", "8")])
+    func testDrainQueryReturnsAfterHeldFramesWerePushed() throws {
+        let h = try Harness([("batch-size", "8")])
         h.setCaps(rgb)
         for i in 0..<3 { h.push(rgb, index: i) }
         let q = gst_query_new_drain()!
@@ -597,8 +597,8 @@ final class ElementTests: XCTestCase {
         h.teardown()
     }
 
-    func testMaxBatchWaitReleasesAPartialBatchWithoutEOS() {
-        let h = Harness([("batch-size", "8"), ("max-batch-wait", "30")])
+    func testMaxBatchWaitReleasesAPartialBatchWithoutEOS() throws {
+        let h = try Harness([("batch-size", "8"), ("max-batch-wait", "30")])
         h.setCaps(rgb)
         for i in 0..<3 { h.push(rgb, index: i) }
         let out = h.pull(3, timeout: 5)
@@ -607,8 +607,8 @@ final class ElementTests: XCTestCase {
         h.teardown()
     }
 
-    func testAllocationQueryAsksUpstreamPoolsForTheHeldFrames() {
-        let h = Harness([("batch-size", "4")])
+    func testAllocationQueryAsksUpstreamPoolsForTheHeldFrames() throws {
+        let h = try Harness([("batch-size", "4")])
         h.setCaps(rgb)
         // Downstream offers a pool of 2..5 buffers.
         let pool = gst_buffer_pool_new()!
@@ -638,11 +638,11 @@ final class ElementTests: XCTestCase {
         h.teardown()
     }
 
-    func testStatsMessagesAndProperty() {
+    func testStatsMessagesAndProperty() throws {
         var config = TestEngine.Config()
         config.batchDelay = 0.1
         TestEngine.config = config
-        let h = Harness([("batch-size", "2")])
+        let h = try Harness([("batch-size", "2")])
         h.setCaps(rgb)
         let consumer = expectation(description: "frames pulled")
         Thread {

@@ -177,14 +177,31 @@ final class Harness {
     var element: UnsafeMutablePointer<GstElement> { h.pointee.element }
     private var tornDown = false
 
-    /// Properties are set before the harness takes the element to PLAYING.
-    init(_ properties: [(String, String)] = []) {
+    struct CannotStart: Error, CustomStringConvertible { var description: String }
+
+    /// Properties are set before the harness takes the element to PLAYING. The element is
+    /// taken to READY first (loading the model): GstHarness aborts the process when a
+    /// state change fails, so a model that does not load throws here instead.
+    convenience init(_ properties: [(String, String)] = []) throws {
         let e = gst_element_factory_make("stylize", nil)!
+        gst_object_ref_sink(UnsafeMutableRawPointer(e))
+        defer { gst_object_unref(UnsafeMutableRawPointer(e)) }
         for (k, v) in properties { setProperty(e, k, v) }
-        bus = gst_bus_new()!
+        let bus = gst_bus_new()!
         gst_element_set_bus(e, bus)
-        h = gst_harness_new_with_element(e, "sink", "src")!
-        gst_object_unref(UnsafeMutableRawPointer(e))
+        if gst_element_set_state(e, GST_STATE_READY) != GST_STATE_CHANGE_SUCCESS {
+            var text = "state change to READY failed"
+            _ = waitForBusMessage(bus, GST_MESSAGE_ERROR, timeout: 0.1) { text = errorText($0).message; return true }
+            _ = gst_element_set_state(e, GST_STATE_NULL)
+            releaseBus(bus)
+            throw CannotStart(description: text)
+        }
+        self.init(element: e, bus: bus)
+    }
+
+    private init(element: UnsafeMutablePointer<GstElement>, bus: UnsafeMutablePointer<GstBus>) {
+        self.bus = bus
+        h = gst_harness_new_with_element(element, "sink", "src")!
     }
 
     func teardown() {
