@@ -581,14 +581,21 @@ final class StylizeElement {
         }
     }
 
-    /// (batch-size − 1) frame durations (capped by max-batch-wait when set) plus the
-    /// worst batch processing time the engine has seen.
+    /// (batch-size − 1) frame durations (capped by max-batch-wait when set; just
+    /// max-batch-wait when the framerate is unknown) plus the worst batch processing time
+    /// the engine has seen (0 before the first batch: a LATENCY message follows when it
+    /// grows).
     func addedLatency() -> GstClockTime {
         let (batch, waitMs) = settingsLock.withLock { (settings.batchSize, settings.maxBatchWait) }
         let (format, e) = stateLock.withLock { (inputFormat, engine) }
+        let wait = waitMs > 0 && batch > 1 ? GstClockTime(waitMs) * 1_000_000 : nil
         var hold: GstClockTime = 0
-        if let d = format?.frameDuration { hold = GstClockTime(batch - 1) &* d }
-        if waitMs > 0 { hold = min(hold, GstClockTime(waitMs) * 1_000_000) }
+        if let d = format?.frameDuration {
+            hold = GstClockTime(batch - 1) &* d
+            if let wait { hold = min(hold, wait) }
+        } else if let wait {
+            hold = wait
+        }
         let processing = max(0, e?.worstBatchSeconds ?? 0)
         stateLock.withLock {
             latencyAnswered = true

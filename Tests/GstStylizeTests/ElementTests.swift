@@ -252,6 +252,11 @@ final class ElementTests: XCTestCase {
         setProperty(h.element, "batch-size", "16")
         setProperty(h.element, "max-batch-wait", "50")
         XCTAssertEqual(gst_harness_query_latency(h.h) - worst, 10 * msPerSecond + 50 * msPerSecond)
+        // Variable framerate: only max-batch-wait bounds the wait.
+        h.setCaps(FrameSpec(format: "RGB", width: 32, height: 24, fpsN: 0, fpsD: 1))
+        XCTAssertEqual(gst_harness_query_latency(h.h) - worst, 10 * msPerSecond + 50 * msPerSecond)
+        setProperty(h.element, "max-batch-wait", "0")
+        XCTAssertEqual(gst_harness_query_latency(h.h) - worst, 10 * msPerSecond)
         h.teardown()
     }
 

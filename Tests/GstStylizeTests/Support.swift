@@ -89,7 +89,7 @@ struct FrameSpec {
         return gst_video_info_to_caps(&i)!
     }
 
-    var frameDuration: GstClockTime { gst_util_uint64_scale_int(second, fpsD, fpsN) }
+    var frameDuration: GstClockTime { fpsN > 0 ? gst_util_uint64_scale_int(second, fpsD, fpsN) : 40 * msPerSecond }
 
     var planeCount: Int { Int(info.finfo.pointee.n_planes) }
 
