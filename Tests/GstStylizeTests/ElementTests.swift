@@ -421,16 +421,16 @@ final class ElementTests: XCTestCase {
 
     func testSettingThePromptReturnsAtOnceWhileConditioningIsSlow() throws {
         var config = TestEngine.Config()
-        config.conditioningDelay = 0.5
+        config.conditioningDelay = 1.0
         TestEngine.config = config
         let h = try Harness([("batch-size", "2")])
         h.setCaps(rgb)
         let t0 = Date()
         setProperty(h.element, "prompt", "slow prompt")
-        XCTAssertLessThan(Date().timeIntervalSince(t0), 0.1, "set_property does not wait for the encoder")
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 0.5, "set_property does not wait for the encoder")
         // Frames keep flowing while the prompt is being encoded.
         for i in 0..<4 { h.push(rgb, index: i) }
-        let out = h.pull(4, timeout: 0.45)
+        let out = h.pull(4, timeout: 0.9)
         XCTAssertEqual(out.count, 4, "output did not wait for the conditioning")
         out.forEach { gst_buffer_unref($0) }
         XCTAssertTrue(h.waitForMessage(GST_MESSAGE_ELEMENT, timeout: 3) { m in
@@ -438,7 +438,7 @@ final class ElementTests: XCTestCase {
                   let p = gst_structure_get_string(s, "prompt"), String(cString: p) == "slow prompt" else { return false }
             var seconds = 0.0
             _ = gst_structure_get_double(s, "seconds", &seconds)
-            return seconds >= 0.4
+            return seconds >= 0.9
         })
         h.teardown()
     }
@@ -545,6 +545,39 @@ final class ElementTests: XCTestCase {
         setProperty(h.element, "model", "/nonexistent/model-c")
         XCTAssertTrue(h.waitForMessage(GST_MESSAGE_ERROR, timeout: 5) { errorText($0).message.contains("/nonexistent/model-c") })
         h.teardown()
+    }
+
+    func testADownstreamErrorReachesUpstreamOrTheBusWithoutBlocking() throws {
+        // Unlinked downstream: the chain returns NOT_LINKED upstream (it never blocks on
+        // the full queue behind a stopped worker)...
+        let h = try Harness([("batch-size", "1")])
+        h.setCaps(rgb)
+        let src = gst_element_get_static_pad(h.element, "src")!
+        XCTAssertTrue(gst_pad_unlink(src, h.h.pointee.sinkpad).isTrue)
+        var last = GST_FLOW_OK
+        for i in 0..<20 {
+            last = h.push(rgb, index: i)
+            if last != GST_FLOW_OK { break }
+        }
+        XCTAssertEqual(last, GST_FLOW_NOT_LINKED)
+        h.teardown()
+
+        // ...and when upstream has already sent EOS, the element reports it on the bus.
+        let h2 = try Harness([("batch-size", "8")])
+        h2.setCaps(rgb)
+        let src2 = gst_element_get_static_pad(h2.element, "src")!
+        XCTAssertTrue(gst_pad_unlink(src2, h2.h.pointee.sinkpad).isTrue)
+        for i in 0..<3 { XCTAssertEqual(h2.push(rgb, index: i), GST_FLOW_OK) }
+        h2.eos()
+        var text = ""
+        XCTAssertTrue(h2.waitForMessage(GST_MESSAGE_ERROR, timeout: 5) { m in
+            text = errorText(m).message
+            return true
+        })
+        XCTAssertTrue(text.contains("Internal data stream error"), text)
+        h2.teardown()
+        gst_object_unref(UnsafeMutableRawPointer(src))
+        gst_object_unref(UnsafeMutableRawPointer(src2))
     }
 
     // MARK: - strides
