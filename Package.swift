@@ -21,6 +21,8 @@ let package = Package(
         .library(name: "StylizeModels", targets: ["StylizeModels"]),
         .library(name: "StylizeEngine", targets: ["StylizeEngine"]),
         .executable(name: "stylize-tool", targets: ["stylize-tool"]),
+        // The GStreamer plugin: GST_PLUGIN_PATH=.build/release finds libgststylize.so.
+        .library(name: "gststylize", type: .dynamic, targets: ["GstStylize"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,9 +36,25 @@ let package = Package(
         ),
         .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(
+            name: "CGStreamer",
+            path: "Sources/CGStreamer",
+            pkgConfig: "gstreamer-video-1.0",
+            providers: [.apt(["libgstreamer1.0-dev", "libgstreamer-plugins-base1.0-dev"])]
+        ),
+        // GstHarness, for the element tests only.
+        .systemLibrary(
+            name: "CGstCheck",
+            path: "Sources/CGstCheck",
+            pkgConfig: "gstreamer-check-1.0",
+            providers: [.apt(["libgstreamer1.0-dev"])]
+        ),
         .target(name: "StylizeCore", dependencies: ["COpenBLAS", "CSystem"], swiftSettings: numeric),
         .target(name: "StylizeModels", dependencies: ["StylizeCore"], swiftSettings: numeric),
         .target(name: "StylizeEngine", dependencies: ["StylizeModels", "CZlib", "CSystem"], swiftSettings: numeric),
+        // The element: a thin C half (GObject boilerplate, trampolines) and the Swift half.
+        .target(name: "CShims", dependencies: ["CGStreamer"], path: "CShims", exclude: ["README.md"]),
+        .target(name: "GstStylize", dependencies: ["CShims", "CGStreamer", "StylizeEngine", "StylizeCore"]),
         .executableTarget(
             name: "stylize-tool",
             dependencies: [
@@ -55,6 +73,10 @@ let package = Package(
         // Builds tiny, complete model folders for engine and element tests.
         .target(name: "StylizeTestSupport", dependencies: ["StylizeEngine"], path: "Tests/StylizeTestSupport"),
         .testTarget(name: "StylizeEngineTests", dependencies: ["StylizeEngine", "StylizeTestSupport", "CSystem"]),
+        .testTarget(
+            name: "GstStylizeTests",
+            dependencies: ["GstStylize", "CShims", "CGStreamer", "CGstCheck", "StylizeEngine", "StylizeCore", "StylizeTestSupport"]
+        ),
         .testTarget(name: "StylizeToolTests", dependencies: ["StylizeModels", "StylizeEngine", "stylize-tool"]),
     ],
     swiftLanguageModes: [.v5]
