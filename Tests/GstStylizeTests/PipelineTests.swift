@@ -1,5 +1,7 @@
 import Foundation
 import XCTest
+import StylizeTestSupport
+import StylizeEngine
 
 /// The built plugin file (`libgststylize.so`) in real GStreamer tools, found through
 /// GST_PLUGIN_PATH = the build folder.
@@ -47,21 +49,20 @@ final class PipelineTests: XCTestCase {
     }
 
     /// videotestsrc → stylize → fakesink in every format, 37 frames at batch-size 8: all
-    /// 37 come out. Needs a model the plugin can load, so it runs once the default model
-    /// folder (models/nano, or $STYLIZE_MODEL_DIR) exists — until the real engine and the
-    /// embedded model land, the plugin's default loader fails every state change.
+    /// 37 come out, through the real plugin and engine with a real (tiny, random-weight)
+    /// model folder: U-Net, autoencoder, Qwen3-VL encoder, tokenizer, scheduler.
     func testEveryFormatThroughARealPipeline() throws {
-        let model = ProcessInfo.processInfo.environment["STYLIZE_MODEL_DIR"]
-            ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../models/nano")
-                .standardizedFileURL.path
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: model), "no model folder at \(model) yet")
+        let model = try TinyModelFolder.make(mode: .concatChannels, scheduler: "DDIMScheduler",
+                                             schedulerExtra: #", "prediction_type": "sample""#)
+        defer { try? FileManager.default.removeItem(atPath: model) }
         for format in Self.formats {
             let args = ["-m", "videotestsrc", "num-buffers=37", "!", "video/x-raw,format=\(format),width=64,height=48",
                         "!", "stylize", "batch-size=8", "model=\(model)", "!", "fakesink", "silent=false", "-v"]
             guard let r = try runGstTool("gst-launch-1.0", args, timeout: 120) else { throw XCTSkip("gst-launch-1.0 not installed") }
             XCTAssertEqual(r.status, 0, "\(format): \(r.stderr)")
-            // fakesink -v prints one "chain" line per buffer.
-            let buffers = r.stdout.components(separatedBy: "\n").filter { $0.contains("fakesink0") && $0.contains("chain") }.count
+            // fakesink -v prints one "last-message = chain" line per buffer (-m adds a
+            // property-notify message line for each, which is not counted).
+            let buffers = r.stdout.components(separatedBy: "\n").filter { $0.contains("fakesink0: last-message = chain") }.count
             XCTAssertEqual(buffers, 37, format)
             XCTAssertTrue(r.stdout.contains("Got EOS"), format)
         }
