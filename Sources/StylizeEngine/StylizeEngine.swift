@@ -29,9 +29,14 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
     private var previousOutput: Tensor?
     private var _worst: Double = 0
 
-    public init(model: StylizeModel) {
+    /// Encodes prompts; the model's own encoder unless the caller supplies another
+    /// (a remote encoder, or a deliberately slow one in tests).
+    private let backend: ConditioningBackend
+
+    public init(model: StylizeModel, conditioningBackend: ConditioningBackend? = nil) {
         self.model = model
         self.stylizer = Stylizer(model: model)
+        self.backend = conditioningBackend ?? model.conditioning
     }
 
     /// Loads (or shares) the model folder at `path`.
@@ -67,7 +72,7 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
 
     public func start(settings: StylizeSettings) throws {
         let prompt = settings.prompt.isEmpty ? model.config.defaultPrompt : settings.prompt
-        let s = ConditioningService(backend: model.conditioning, modelID: model.path, prompt: prompt,
+        let s = ConditioningService(backend: backend, modelID: model.path, prompt: prompt,
                                     refreshInterval: settings.refreshInterval)
         s.onActivated = { [weak self] p, seconds in
             self?.statistics.encoderRan(seconds: seconds)

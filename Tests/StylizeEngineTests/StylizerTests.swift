@@ -124,3 +124,60 @@ final class StylizerTests: XCTestCase {
         XCTAssertThrowsError(try StylizeModel(path: dir)) { XCTAssertTrue("\($0)".contains("sideways"), "\($0)") }
     }
 }
+
+/// An encoder made deliberately slower than a batch: wraps the model's own.
+final class SlowBackend: ConditioningBackend, @unchecked Sendable {
+    let inner: ConditioningBackend
+    let delay: TimeInterval
+    init(_ inner: ConditioningBackend, delay: TimeInterval) { (self.inner, self.delay) = (inner, delay) }
+    var seesImages: Bool { inner.seesImages }
+    func encode(prompts: [String], frames: [RGBImage?]) throws -> [Tensor] {
+        Thread.sleep(forTimeInterval: delay)
+        return try inner.encode(prompts: prompts, frames: frames)
+    }
+}
+
+final class AsymmetricPathTests: XCTestCase {
+    /// Prompt changes while batches flow never stall the main path: with an encoder ten
+    /// times slower than a batch, the longest gap between batches stays under twice the
+    /// steady interval, and the new prompt still arrives.
+    func testSlowEncoderDoesNotStallOutput() throws {
+        let dir = try TinyModelFolder.make(mode: .sdedit, scheduler: "EulerAncestralDiscreteScheduler")
+        let model = try StylizeModel(path: dir)
+        let frames = TinyModelFolder.frames(4, 32, 32)
+        var s = StylizeSettings()
+        s.prompt = "oil painting"
+        // Steady interval first, with the model's own encoder.
+        let probe = StylizeEngine(model: model)
+        try probe.start(settings: s)
+        _ = try probe.process(frames, settings: s)
+        var steady: [Double] = []
+        for _ in 0..<5 {
+            let t0 = Date()
+            _ = try probe.process(frames, settings: s)
+            steady.append(Date().timeIntervalSince(t0))
+        }
+        probe.stop()
+        let interval = steady.sorted()[steady.count / 2]
+        let engine = StylizeEngine(model: model, conditioningBackend: SlowBackend(model.conditioning, delay: max(0.2, 10 * interval)))
+        try engine.start(settings: s)
+        defer { engine.stop() }
+        _ = try engine.process(frames, settings: s)   // the only wait: the first conditioning
+        var gaps: [Double] = []
+        var activated = false
+        engine.onConditioningActivated = { p, _ in if p == "pencil sketch" { activated = true } }
+        var last = Date()
+        for i in 0..<40 {
+            if i == 5 { s.prompt = "pencil sketch" }
+            _ = try engine.process(frames, settings: s)
+            gaps.append(Date().timeIntervalSince(last))
+            last = Date()
+            if activated && i > 10 { break }
+        }
+        let worst = gaps.max()!
+        XCTAssertLessThan(worst, max(2 * interval, interval + 0.02), "worst gap \(worst) s vs steady \(interval) s")
+        let deadline = Date(timeIntervalSinceNow: 10)
+        while !activated && Date() < deadline { _ = try engine.process(frames, settings: s) }
+        XCTAssertTrue(activated, "the slow encoder's result still becomes active")
+    }
+}
