@@ -89,9 +89,9 @@ def measure(vae, unet, te, tok, size: int = 256, verbose: bool = True) -> dict:
     # side path: one prompt with one frame through the Qwen3-VL encoder
     from train import encode_conditioning_inputs  # noqa: E402
     import numpy as np
-    ids, mask, pix, grid = encode_conditioning_inputs(tok, ["make it look like an oil painting"],
+    cond = encode_conditioning_inputs(tok, ["make it look like an oil painting"],
                                                       np.zeros((1, nano.ENCODER_IMAGE, nano.ENCODER_IMAGE, 3), np.uint8))
-    tx = count(te, lambda: te(input_ids=ids, attention_mask=mask, pixel_values=pix, image_grid_thw=grid))
+    tx = count(te, lambda: te(**cond))
     res = dict(vae_encode=enc.flops, unet=un.flops, vae_decode=dec.flops, text_encoder=tx.flops)
     res["per_frame"] = enc.flops + un.flops + dec.flops
     if verbose:
