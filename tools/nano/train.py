@@ -318,7 +318,7 @@ def main():
     stages = ["ae", "edit", "joint"]
     explicit = dict(ae=a.steps_ae, edit=a.steps_edit, joint=a.steps_joint)
     for si, stage in enumerate(stages):
-        if stages.index(state["stage"]) > si:
+        if state["stage"] == "done" or stages.index(state["stage"]) > si:
             continue
         if stage == "ae":
             params = list(vae.parameters())
