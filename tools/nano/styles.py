@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Reference style transforms for the nano model, and their prompts.
+
+Each style is a deterministic OpenCV / numpy function uint8 RGB (H, W, 3) -> uint8 RGB
+(H, W, 3). The model is trained to reproduce these from free-text prompts, so the
+transforms *define* the styles; eval.py compares the Swift engine's output to them.
+
+    python3 tools/nano/styles.py --style NAME IN.png OUT.png
+    python3 tools/nano/styles.py --list
+    python3 tools/nano/styles.py --sheet IN.png OUT.png     (input + every style)
+
+Pixel sizes (filter radii, edge widths) are fixed, so a style looks the same at any
+resolution only up to scale; training uses images at roughly 256-pixel scale, the
+scale the demo and evaluation run at.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import cv2
+import numpy as np
+
+cv2.setNumThreads(1)  # deterministic and friendly to the 2-core budget
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _f(img: np.ndarray) -> np.ndarray:
+    return img.astype(np.float32) / 255.0
+
+
+def _u8(img: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+
+
+def _saturate(rgb: np.ndarray, factor: float) -> np.ndarray:
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 1] = np.clip(hsv[..., 1] * factor, 0, 255)
+    return cv2.cvtColor(hsv.round().astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+def kuwahara(img: np.ndarray, radius: int) -> np.ndarray:
+    """Classic 4-quadrant Kuwahara filter (quadrants of (r+1)^2 pixels, variance of luma)."""
+    r = radius
+    f = _f(img)
+    pad = cv2.copyMakeBorder(f, r, r, r, r, cv2.BORDER_REFLECT_101)
+    lum = cv2.cvtColor(pad, cv2.COLOR_RGB2GRAY)
+    k = r + 1
+    h, w = img.shape[:2]
+
+    def box(a):  # sum over k x k windows, indexed by the window's top-left corner
+        s = cv2.integral(a, sdepth=cv2.CV_64F)
+        return (s[k:, k:] - s[:-k, k:] - s[k:, :-k] + s[:-k, :-k]) / (k * k)
+
+    mean_l, mean_l2 = box(lum), box(lum * lum)
+    var = mean_l2 - mean_l * mean_l
+    means = np.stack([box(pad[..., c]) for c in range(3)], -1)
+    corners = [(0, 0), (0, r), (r, 0), (r, r)]
+    vs = np.stack([var[y:y + h, x:x + w] for y, x in corners], 0)
+    ms = np.stack([means[y:y + h, x:x + w] for y, x in corners], 0)
+    best = np.argmin(vs, axis=0)
+    out = np.take_along_axis(ms, best[None, ..., None].repeat(3, -1), 0)[0]
+    return _u8(out)
+
+
+# ----------------------------------------------------------------------------- styles
+
+def identity(img):
+    return img.copy()
+
+
+def oil(img):
+    out = kuwahara(img, 4)
+    return _saturate(out, 1.35)
+
+
+def watercolor(img):
+    out = cv2.stylization(img, sigma_s=60, sigma_r=0.45)
+    # a light paper wash: lift the shadows a little
+    return _u8(0.85 * _f(out) + 0.15)
+
+
+def pencil(img):
+    gray, _ = cv2.pencilSketch(img, sigma_s=60, sigma_r=0.07, shade_factor=0.05)
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+
+
+def cartoon(img):
+    smooth = img
+    for _ in range(2):
+        smooth = cv2.bilateralFilter(smooth, 7, 50, 7)
+    q = 48  # colour quantisation step
+    flat = (smooth.astype(np.int32) // q) * q + q // 2
+    flat = np.clip(flat, 0, 255).astype(np.uint8)
+    g = cv2.medianBlur(_gray(img), 5)
+    edges = cv2.adaptiveThreshold(g, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 9, 5)
+    return (flat * (edges[..., None] > 0)).astype(np.uint8)
+
+
+def sepia(img):
+    m = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)
+    out = _f(img) @ m.T
+    return _u8(out)
+
+
+def ink(img):
+    g = cv2.GaussianBlur(_gray(img), (5, 5), 0)
+    lines = cv2.adaptiveThreshold(g, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, 15, 10)
+    dark = (g < 60).astype(np.uint8) * 255  # solid blacks in the shadows
+    out = np.where(dark > 0, 0, lines).astype(np.uint8)
+    return cv2.cvtColor(out, cv2.COLOR_GRAY2RGB)
+
+
+def neon(img):
+    blur = cv2.GaussianBlur(img, (5, 5), 0)
+    g = _f(_gray(blur))
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    mag = np.clip((np.sqrt(gx * gx + gy * gy) - 0.08) * 2.5, 0, 1)
+    colour = _f(_saturate(img, 3.0))
+    colour = colour / np.maximum(colour.max(-1, keepdims=True), 0.2)
+    edges = colour * mag[..., None]
+    glow = cv2.GaussianBlur(edges, (0, 0), 3)
+    return _u8(np.clip(edges + 1.2 * glow, 0, 1))
+
+
+def popart(img):
+    sat = _saturate(img, 1.8)
+    levels = 3
+    f = _f(sat)
+    post = np.round(f * (levels - 1)) / (levels - 1)
+    return _u8(post)
+
+
+def hdr(img):
+    return cv2.detailEnhance(img, sigma_s=10, sigma_r=0.15)
+
+
+# name -> (function, key phrases (with article), description)
+STYLES: dict[str, dict] = {
+    "original": dict(fn=identity, keys=["the original", "no change", "unchanged", "as it is"],
+                     ref="identity: the input frame unchanged"),
+    "oil": dict(fn=oil, keys=["an oil painting", "oil paint", "oil on canvas"],
+                ref="Kuwahara filter (radius 4, luma variance) + saturation x1.35"),
+    "watercolor": dict(fn=watercolor, keys=["a watercolor painting", "watercolour", "watercolor"],
+                       ref="cv2.stylization(sigma_s=60, sigma_r=0.45), 15% paper wash"),
+    "pencil": dict(fn=pencil, keys=["a pencil sketch", "pencil drawing", "graphite sketch"],
+                   ref="cv2.pencilSketch(sigma_s=60, sigma_r=0.07, shade_factor=0.05), grey output"),
+    "cartoon": dict(fn=cartoon, keys=["a cartoon", "cartoon", "animated cartoon"],
+                    ref="2x bilateral(7, 50, 7) + quantisation step 48 + adaptive-threshold black edges"),
+    "sepia": dict(fn=sepia, keys=["a sepia photo", "sepia tone", "old sepia photograph"],
+                  ref="classic sepia colour matrix"),
+    "ink": dict(fn=ink, keys=["an ink drawing", "black and white comic ink", "pen and ink"],
+                ref="blur 5x5 + adaptive Gaussian threshold (15, 10) + solid blacks below luma 60"),
+    "neon": dict(fn=neon, keys=["neon glow", "glowing neon lines", "neon"],
+                 ref="Sobel magnitude (-0.08, x2.5) coloured by the saturated image + Gaussian glow on black"),
+    "popart": dict(fn=popart, keys=["pop art", "a pop art poster", "posterized pop art"],
+                   ref="saturation x1.8 + 3-level posterisation per channel"),
+    "hdr": dict(fn=hdr, keys=["an HDR photo", "high dynamic range", "hdr detail enhanced"],
+                ref="cv2.detailEnhance(sigma_s=10, sigma_r=0.15)"),
+}
+STYLE_NAMES = list(STYLES)
+
+# Paraphrase templates. {k} is a key phrase. Training uses TRAIN_TEMPLATES; evaluation's
+# "unseen paraphrases" use HELDOUT_TEMPLATES (never seen in training).
+TRAIN_TEMPLATES = [
+    "{k}", "make it look like {k}", "in the style of {k}", "turn this into {k}", "{k} style",
+    "as {k}", "render it as {k}", "convert to {k}", "apply {k} effect", "{k}, please",
+    "make the video {k}", "restyle as {k}", "give me {k}", "style: {k}", "transform into {k}",
+    "show it as {k}", "paint it as {k}", "like {k}",
+]
+HELDOUT_TEMPLATES = [
+    "could you make this look like {k}?", "I want {k}", "please restyle the scene as {k}",
+    "give the picture {k} look", "change everything to {k}",
+]
+
+
+def train_prompts(name: str) -> list[str]:
+    return [t.format(k=k) for k in STYLES[name]["keys"] for t in TRAIN_TEMPLATES]
+
+
+def heldout_prompts(name: str) -> list[str]:
+    return [t.format(k=k) for k in STYLES[name]["keys"] for t in HELDOUT_TEMPLATES]
+
+
+def example_prompts(name: str) -> list[str]:
+    k = STYLES[name]["keys"]
+    return [k[0], f"make it look like {k[0]}", f"in the style of {k[0]}", k[1]]
+
+
+def apply(name: str, img: np.ndarray) -> np.ndarray:
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3, img.shape
+    out = STYLES[name]["fn"](np.ascontiguousarray(img))
+    assert out.shape == img.shape and out.dtype == np.uint8, (name, out.shape, out.dtype)
+    return out
+
+
+def load_rgb(path: str) -> np.ndarray:
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise SystemExit(f"cannot read {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def save_rgb(path: str, img: np.ndarray) -> None:
+    if not cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):
+        raise SystemExit(f"cannot write {path}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--style", choices=STYLE_NAMES)
+    p.add_argument("--list", action="store_true")
+    p.add_argument("--sheet", action="store_true", help="write input + every style side by side")
+    p.add_argument("paths", nargs="*")
+    a = p.parse_args(argv)
+    if a.list:
+        for n, s in STYLES.items():
+            print(f"{n:11s} {s['ref']}\n            e.g. " + " | ".join(example_prompts(n)))
+        return
+    if len(a.paths) != 2:
+        p.error("need IN.png OUT.png")
+    img = load_rgb(a.paths[0])
+    if a.sheet:
+        out = np.concatenate([img] + [apply(n, img) for n in STYLE_NAMES if n != "original"], 1)
+    elif a.style:
+        out = apply(a.style, img)
+    else:
+        p.error("need --style NAME or --sheet")
+    save_rgb(a.paths[1], out)
+
+
+if __name__ == "__main__":
+    main()
