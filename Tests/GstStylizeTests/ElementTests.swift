@@ -138,6 +138,7 @@ final class ElementTests: XCTestCase {
     }
 
     func testFlushWhileTheWorkerIsBusyAndTheChainIsBlockedDoesNotDeadlock() throws {
+        try XCTSkipUnless(TestEngine.isInstalled, "needs a batch slow enough to flush during (the test engine's delay)")
         var config = TestEngine.Config()
         config.batchDelay = 0.15
         TestEngine.config = config
@@ -420,6 +421,7 @@ final class ElementTests: XCTestCase {
     }
 
     func testSettingThePromptReturnsAtOnceWhileConditioningIsSlow() throws {
+        try XCTSkipUnless(TestEngine.isInstalled, "needs conditioning slowed on demand (the test engine)")
         var config = TestEngine.Config()
         config.conditioningDelay = 1.0
         TestEngine.config = config
@@ -677,6 +679,7 @@ final class ElementTests: XCTestCase {
     }
 
     func testStatsMessagesAndProperty() throws {
+        try XCTSkipUnless(TestEngine.isInstalled, "times its stats against the test engine's fixed batch duration")
         var config = TestEngine.Config()
         config.batchDelay = 0.1
         TestEngine.config = config
