@@ -51,6 +51,9 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
 
     public var worstBatchSeconds: Double { lock.withLock { _worst } }
 
+    /// Time per stage of the denoise loop so far (autoencoder, U-Net, padding/noise).
+    public var stageTimes: Stylizer.StageTimes { stylizer.stageTimes }
+
     /// For stills (stylize-tool): processes `frames` once the conditioning of
     /// `settings.prompt` is active, instead of with the previous prompt's while it encodes.
     public static func processWaitingForPrompt(_ engine: StylizeEngine, _ frames: Tensor, settings: StylizeSettings,

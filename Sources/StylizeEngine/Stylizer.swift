@@ -9,6 +9,19 @@ public final class Stylizer: @unchecked Sendable {
     public let model: StylizeModel
     private var fixedNoiseCache: [String: Tensor] = [:]
 
+    /// Seconds spent per stage since creation (for `bench element` and stats).
+    public struct StageTimes: Sendable, Equatable {
+        public var encode = 0.0, unet = 0.0, decode = 0.0, other = 0.0
+        public var frames = 0
+    }
+    private let timesLock = NSLock()
+    private var _times = StageTimes()
+    public var stageTimes: StageTimes { timesLock.withLock { _times } }
+    private func record(_ stage: WritableKeyPath<StageTimes, Double>, since t0: Double) {
+        let dt = StreamStatistics.now() - t0
+        timesLock.withLock { _times[keyPath: stage] += dt }
+    }
+
     public init(model: StylizeModel) { self.model = model }
 
     /// - Parameters:
@@ -18,12 +31,18 @@ public final class Stylizer: @unchecked Sendable {
     public func process(_ frames: Tensor, conditioning: Tensor, settings: StylizeSettings,
                         frameIndices: [Int]) throws -> Tensor {
         let (b, h, w) = (frames.n, frames.h, frames.w)
+        timesLock.withLock { _times.frames += b }
+        var t0 = StreamStatistics.now()
         let m = model.sizeMultiple
         let (ph, pw) = ((h + m - 1) / m * m, (w + m - 1) / m * m)
         let padded = (ph, pw) == (h, w) ? frames : padReplicate(frames, height: ph, width: pw)
         let scaling = model.vae.config.scalingFactor
+        record(\.other, since: t0)
+        t0 = StreamStatistics.now()
         var source = try model.vae.encode(padded)
         if scaling != 1 { affineInPlace(&source, scale: scaling, shift: 0) }
+        record(\.encode, since: t0)
+        t0 = StreamStatistics.now()
         let context = repeatBatch(conditioning, b)
 
         var scheduler = model.scheduler
@@ -62,9 +81,14 @@ public final class Stylizer: @unchecked Sendable {
             x = try scheduler.step(modelOutput: prediction, timestep: t, sample: x, noise: stepNoise).prevSample
         }
         if scaling != 1 { affineInPlace(&x, scale: 1 / scaling, shift: 0) }
+        record(\.unet, since: t0)
+        t0 = StreamStatistics.now()
         var decoded = try model.vae.decode(x)
+        record(\.decode, since: t0)
+        t0 = StreamStatistics.now()
         if (ph, pw) != (h, w) { decoded = crop(decoded, height: h, width: w) }
         clampInPlace(&decoded)
+        record(\.other, since: t0)
         return decoded
     }
 

@@ -13,13 +13,16 @@ struct Bench: ParsableCommand {
         text-encoder encodes --batch prompts of --tokens random text tokens, plus with --image
         one synthetic image per prompt through the Qwen3-VL image processor (its placeholder
         tokens come on top of --tokens).
+        element runs a whole model folder as the element does (RGBx frames converted in,
+        batched, restyled, converted out) and prints fps, p50/p95 frame latency and the
+        per-stage split; --size is the frame size.
         """)
 
     enum Component: String, ExpressibleByArgument, CaseIterable {
-        case unet, vaeEncode = "vae-encode", vaeDecode = "vae-decode", textEncoder = "text-encoder"
+        case unet, vaeEncode = "vae-encode", vaeDecode = "vae-decode", textEncoder = "text-encoder", element
     }
 
-    @Argument(help: "unet | vae-encode | vae-decode | text-encoder")
+    @Argument(help: "unet | vae-encode | vae-decode | text-encoder | element")
     var component: Component
     @Option(help: "Component folder (config.json + *.safetensors).")
     var model: String
@@ -35,6 +38,8 @@ struct Bench: ParsableCommand {
     var repeats: Int = 3
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
+    @Option(help: "element: frames to run (after one warm-up batch).")
+    var frames: Int = 96
 
     func run() throws {
         try reportingErrors {
@@ -56,6 +61,10 @@ struct Bench: ParsableCommand {
             var rng = SplitMix64(seed: 1)
             func random(_ shape: [Int]) -> Tensor {
                 Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
+            }
+            if component == .element {
+                try ElementBench.run(model: model, width: width, height: height, batch: batch, frames: frames)
+                return
             }
             let call: () throws -> Void
             switch component {
@@ -82,6 +91,8 @@ struct Bench: ParsableCommand {
                 let s = vae.config.downscale
                 let latent = random([batch, height / s, width / s, vae.config.latentChannels])
                 call = { _ = try vae.decode(latent) }
+            case .element:
+                return
             case .textEncoder:
                 let encoder = try TextEncoder(directory: model)
                 let (tokens, images) = try TextEncoderBenchInput.make(

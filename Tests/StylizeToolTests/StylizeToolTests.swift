@@ -149,6 +149,11 @@ final class StylizeToolTests: XCTestCase {
         XCTAssertEqual(sheet.width, 2 * source.width)
         XCTAssertEqual(sheet.height, source.height)
         XCTAssertEqual(Array(sheet.pixels[0..<(source.width * 3)]), Array(source.pixels[0..<(source.width * 3)]), "first tile is the input")
+        // The whole engine as the element runs it.
+        let bench = try tool(["bench", "element", "--model", model, "--size", "40x24", "--batch", "2", "--frames", "4"])
+        for field in ["fps", "p50", "p95", "U-Net", "autoencoder encode", "conversion"] {
+            XCTAssertTrue(bench.out.contains(field), bench.out)
+        }
         let bad = try tool(["stylize", "--model", dir + "/missing", "--prompt", "x", input, dir + "/d.png"], expectSuccess: false)
         XCTAssertEqual(bad.status, 1)
         XCTAssertTrue(bad.err.contains("missing"), bad.err)
