@@ -149,6 +149,9 @@ final class StylizeToolTests: XCTestCase {
         XCTAssertEqual(sheet.width, 2 * source.width)
         XCTAssertEqual(sheet.height, source.height)
         XCTAssertEqual(Array(sheet.pixels[0..<(source.width * 3)]), Array(source.pixels[0..<(source.width * 3)]), "first tile is the input")
+        let inspect = try tool(["inspect", model, "--size", "32x32"])
+        XCTAssertTrue(inspect.out.contains("concat-channels") && inspect.out.contains("DDIMScheduler")
+                      && inspect.out.contains("GFLOP at 32x32"), inspect.out)
         // The whole engine as the element runs it.
         let bench = try tool(["bench", "element", "--model", model, "--size", "40x24", "--batch", "2", "--frames", "4"])
         for field in ["fps", "p50", "p95", "U-Net", "autoencoder encode", "conversion"] {

@@ -48,6 +48,15 @@ public enum TextEncoder {
         }
     }
 
+    /// The transformers class this encoder reproduces.
+    public var kindName: String {
+        switch self {
+        case .clip: return Kind.clip.rawValue
+        case .qwen3: return Kind.qwen3.rawValue
+        case .qwen3VL: return Kind.qwen3VL.rawValue
+        }
+    }
+
     public var acceptsImages: Bool {
         if case .qwen3VL = self { return true }
         return false
