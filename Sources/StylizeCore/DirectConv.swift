@@ -71,6 +71,7 @@ struct DirectConvPlan {
                                 switch vectors {
                                 case 1: Self.row1(s, wp, bp, d, b: b, oy: oy, plan: self, ph: ph, pw: pw, oh: oh, ow: ow)
                                 case 2: Self.row2(s, wp, bp, d, b: b, oy: oy, plan: self, ph: ph, pw: pw, oh: oh, ow: ow)
+                                case 3, 4: Self.row4(s, wp, bp, d, b: b, oy: oy, plan: self, ph: ph, pw: pw, oh: oh, ow: ow)
                                 default: Self.rowN(s, wp, bp, d, b: b, oy: oy, plan: self, ph: ph, pw: pw, oh: oh, ow: ow, lanes: lanes)
                                 }
                             }
@@ -160,6 +161,59 @@ struct DirectConvPlan {
             if count > 3 { vstore(a30, o + 3 * cout); store(a31, o + 3 * cout + 8, count: tail) }
             ox += 4
         }
+    }
+
+    /// One output row, 17–32 output channels: two pixels × four vectors per iteration
+    /// (weights are padded to four vectors, so 17–24 channels waste one lane group).
+    private static func row4(_ s: UnsafePointer<Float>, _ wp: UnsafePointer<Float>, _ bp: UnsafePointer<Float>,
+                             _ d: UnsafeMutablePointer<Float>, b: Int, oy: Int, plan p: DirectConvPlan,
+                             ph: Int, pw: Int, oh: Int, ow: Int) {
+        let (cin, st, cout, lanes) = (p.cin, p.stride, p.cout, p.vectors * 8)
+        let b0 = vload(bp), b1 = vload(bp + 8), b2 = vload(bp + 16)
+        let b3 = lanes > 24 ? vload(bp + 24) : Vec8(repeating: 0)
+        var ox = 0
+        while ox < ow {
+            let pair = ox + 1 < ow
+            var a0 = b0, a1 = b1, a2 = b2, a3 = b3
+            var c0 = b0, c1 = b1, c2 = b2, c3 = b3
+            for ky in 0..<p.kh {
+                let rowBase = s + ((b * ph + oy * st + ky) * pw) * cin
+                for kx in 0..<p.kw {
+                    let wTap = wp + (ky * p.kw + kx) * cin * lanes
+                    let i0 = rowBase + (ox * st + kx) * cin
+                    let i1 = rowBase + ((pair ? ox + 1 : ox) * st + kx) * cin
+                    if lanes > 24 {
+                        for ci in 0..<cin {
+                            let w = wTap + ci * lanes
+                            let w0 = vload(w), w1 = vload(w + 8), w2 = vload(w + 16), w3 = vload(w + 24)
+                            let x0 = Vec8(repeating: i0[ci]), x1 = Vec8(repeating: i1[ci])
+                            a0 += x0 * w0; a1 += x0 * w1; a2 += x0 * w2; a3 += x0 * w3
+                            c0 += x1 * w0; c1 += x1 * w1; c2 += x1 * w2; c3 += x1 * w3
+                        }
+                    } else {
+                        for ci in 0..<cin {
+                            let w = wTap + ci * lanes
+                            let w0 = vload(w), w1 = vload(w + 8), w2 = vload(w + 16)
+                            let x0 = Vec8(repeating: i0[ci]), x1 = Vec8(repeating: i1[ci])
+                            a0 += x0 * w0; a1 += x0 * w1; a2 += x0 * w2
+                            c0 += x1 * w0; c1 += x1 * w1; c2 += x1 * w2
+                        }
+                    }
+                }
+            }
+            let o = d + ((b * oh + oy) * ow + ox) * cout
+            store4(a0, a1, a2, a3, o, cout: cout)
+            if pair { store4(c0, c1, c2, c3, o + cout, cout: cout) }
+            ox += 2
+        }
+    }
+
+    @inline(__always)
+    private static func store4(_ v0: Vec8, _ v1: Vec8, _ v2: Vec8, _ v3: Vec8, _ o: UnsafeMutablePointer<Float>, cout: Int) {
+        vstore(v0, o)
+        vstore(v1, o + 8)
+        store(v2, o + 16, count: min(8, cout - 16))
+        if cout > 24 { store(v3, o + 24, count: cout - 24) }
     }
 
     /// One output row, any channel count (one pixel at a time; the general fallback).
