@@ -3,6 +3,8 @@ import CGstCheck
 import CShims
 import Foundation
 import XCTest
+import StylizeEngine
+import StylizeTestSupport
 @testable import GstStylize
 
 /// The element in a GstHarness. The assertions are about counts, order, timestamps,
@@ -774,6 +776,36 @@ final class InProcessPipelineTests: XCTestCase {
                         + "! videoconvert ! video/x-raw,format=BGRx ! stylize batch-size=5 prompt=second ! fakesink name=sink")
         XCTAssertNil(r.error)
         XCTAssertEqual(r.buffers, 20)
+    }
+
+    /// With the real engine: two elements naming one folder load it once, and the same
+    /// clip through the element twice gives byte-identical frames for a fixed seed.
+    func testRealEngineSharesOneModelAndIsDeterministic() throws {
+        let saved = StreamEngineFactory.make
+        StylizeEngine.installAsDefaultFactory()
+        defer { StreamEngineFactory.make = saved }
+        let model = try TinyModelFolder.make(mode: .concatChannels, scheduler: "DDIMScheduler",
+                                             schedulerExtra: #", "prediction_type": "sample""#)
+        defer { try? FileManager.default.removeItem(atPath: model) }
+        let key = URL(fileURLWithPath: model).standardizedFileURL.resolvingSymlinksInPath().path
+        let shared = try run("videotestsrc num-buffers=20 ! video/x-raw,format=I420,width=33,height=17 "
+                             + "! stylize model=\(model) batch-size=3 ! videoconvert ! video/x-raw,format=BGRx "
+                             + "! stylize model=\(model) batch-size=5 prompt=second ! fakesink name=sink")
+        XCTAssertNil(shared.error)
+        XCTAssertEqual(shared.buffers, 20)
+        XCTAssertEqual(ModelRegistry.loads[key], 1, "both elements share one loaded model")
+        var outputs: [Data] = []
+        for i in 0..<2 {
+            let file = NSTemporaryDirectory() + "stylize-determinism-\(i)-\(UUID().uuidString).raw"
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            let r = try run("videotestsrc num-buffers=12 pattern=ball ! video/x-raw,format=RGB,width=40,height=24 "
+                            + "! stylize model=\(model) seed=3 batch-size=4 ! tee name=t t. ! queue ! fakesink name=sink "
+                            + "t. ! queue ! filesink location=\(file)")
+            XCTAssertNil(r.error)
+            outputs.append(try Data(contentsOf: URL(fileURLWithPath: file)))
+        }
+        XCTAssertEqual(outputs[0].count, 12 * 40 * 24 * 3)
+        XCTAssertEqual(outputs[0], outputs[1], "same clip, same seed: identical frames")
     }
 
     func testAMissingModelStopsThePipelineWithAnError() throws {
