@@ -125,6 +125,13 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         // Similarity skip: a frame nearly identical to the last frame that was computed
         // reuses that frame's output (comparing with the computed frame, not merely the
         // previous one, keeps slow drifts from accumulating).
+        guard settings.similaritySkip > 0 else {
+            // The common case: no per-frame copies, the batch goes straight through.
+            let out = try stylizer.process(frames, conditioning: conditioning.tensor, settings: settings,
+                                           frameIndices: (0..<b).map { first + $0 })
+            finishBatch(started: t0, frames: b, skipped: 0, reference: (nil, nil))
+            return out
+        }
         var reference = lock.withLock { (input: previousInput, output: previousOutput) }
         var source = [Int?](repeating: nil, count: b)     // computed frame whose output frame i takes
         var compute: [Int] = []
@@ -161,14 +168,22 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         if let last = compute.last {
             reference.output = Tensor(shape: [perFrame], data: Array(out.data[(last * perFrame)..<((last + 1) * perFrame)]))
         }
+        finishBatch(started: t0, frames: b, skipped: source.enumerated().filter { $0.element != $0.offset }.count,
+                    reference: (reference.input, reference.output))
+        return out
+    }
+}
+
+extension StylizeEngine {
+    /// Records the batch's time and keeps the similarity-skip reference for the next one.
+    fileprivate func finishBatch(started t0: Double, frames b: Int, skipped: Int, reference: (Tensor?, Tensor?)) {
         let seconds = StreamStatistics.now() - t0
         lock.withLock {
-            previousInput = reference.input
-            previousOutput = reference.output
+            previousInput = reference.0
+            previousOutput = reference.1
             _worst = max(_worst, seconds)
         }
-        for i in 0..<b { statistics.frameOut(latency: seconds, skipped: source[i] != i) }
-        return out
+        for i in 0..<b { statistics.frameOut(latency: seconds, skipped: i < skipped) }
     }
 }
 

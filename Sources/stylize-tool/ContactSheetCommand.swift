@@ -25,7 +25,7 @@ struct ContactSheet: ParsableCommand {
     var output: String
 
     func run() throws {
-        do {
+        try reportingErrors {
             let engine = try StylizeEngine(modelPath: model)
             let image = try PNGCodec.read(path: input)
             var prompts = engine.model.config.styles.compactMap(\.prompts.first)
@@ -46,12 +46,6 @@ struct ContactSheet: ParsableCommand {
             }
             try PNGCodec.write(Self.tile(tiles, columns: max(1, columns)), path: output)
             print("wrote \(tiles.count) tiles (input + \(prompts.count) styles) to \(output)")
-        } catch let e as ModelError {
-            FileHandle.standardError.write(Data("stylize-tool: error: \(e)\n".utf8))
-            throw ExitCode.failure
-        } catch let e as PNGCodec.Error {
-            FileHandle.standardError.write(Data("stylize-tool: error: \(e)\n".utf8))
-            throw ExitCode.failure
         }
     }
 

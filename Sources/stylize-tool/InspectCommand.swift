@@ -19,7 +19,7 @@ struct Inspect: ParsableCommand {
     var size: String = "256x256"
 
     func run() throws {
-        do {
+        try reportingErrors {
             let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
             guard parts.count == 2, parts[0] > 0, parts[1] > 0 else { throw ValidationError("--size must look like 256x256") }
             let engine = try StylizeEngine(modelPath: model)
@@ -45,9 +45,6 @@ struct Inspect: ParsableCommand {
             let flops = try FlopCounter.count { _ = try engine.process(frame, settings: settings) }
             print(String(format: "per frame     %.3f GFLOP at %dx%d (autoencoder + U-Net; the encoder runs on the side path)",
                          Double(flops) / 1e9, parts[0], parts[1]))
-        } catch let e as ModelError {
-            FileHandle.standardError.write(Data("stylize-tool: error: \(e)\n".utf8))
-            throw ExitCode.failure
         }
     }
 }

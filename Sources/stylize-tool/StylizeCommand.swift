@@ -30,7 +30,7 @@ struct Stylize: ParsableCommand {
     var output: String
 
     func run() throws {
-        do {
+        try reportingErrors {
             if let threads {
                 ThreadBudget.threads = threads
                 BLAS.threads = threads
@@ -47,12 +47,6 @@ struct Stylize: ParsableCommand {
             let image = try PNGCodec.read(path: input)
             let out = try StylizeEngine.processWaitingForPrompt(engine, image.tensor, settings: settings)
             try PNGCodec.write(RGBImage(tensor: out), path: output)
-        } catch let e as ModelError {
-            FileHandle.standardError.write(Data("stylize-tool: error: \(e)\n".utf8))
-            throw ExitCode.failure
-        } catch let e as PNGCodec.Error {
-            FileHandle.standardError.write(Data("stylize-tool: error: \(e)\n".utf8))
-            throw ExitCode.failure
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StylizeEngine
 import StylizeModels
 
 @main
@@ -19,6 +20,9 @@ func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as ModelError {
+        FileHandle.standardError.write(Data("stylize-tool: error: \(error)\n".utf8))
+        throw ExitCode.failure
+    } catch let error as PNGCodec.Error {
         FileHandle.standardError.write(Data("stylize-tool: error: \(error)\n".utf8))
         throw ExitCode.failure
     }
