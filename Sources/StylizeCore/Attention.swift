@@ -11,6 +11,15 @@ public enum MultiHeadAttention {
         q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int? = nil,
         scale: Float? = nil, keyBias: Tensor? = nil, causal: Bool = false
     ) -> Tensor {
+        OpProfile.section(.attention) {
+            attend(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, scale: scale, keyBias: keyBias, causal: causal)
+        }
+    }
+
+    private static func attend(
+        q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int?,
+        scale: Float?, keyBias: Tensor?, causal: Bool
+    ) -> Tensor {
         precondition(q.rank == 3 && k.rank == 3 && v.rank == 3, "attention: q/k/v must be [B, T, D]")
         let b = q.shape[0], tq = q.shape[1], tk = k.shape[1]
         let groups = kvHeads ?? heads

@@ -16,6 +16,9 @@ public struct Conv2dKernel: Sendable {
     public let bias: [Float]?
     /// Narrow layers run as direct convolutions (see DirectConvPlan).
     let direct: DirectConvPlan?
+    /// Wide 3×3 stride-1 layers run as Winograd F(2×2, 3×3) when the input has enough
+    /// tiles (see WinogradPlan); small inputs keep im2col, which reads fewer weights.
+    let winograd: WinogradPlan?
 
     /// - Parameter torchWeight: PyTorch layout [Cout, Cin, kh, kw].
     public init(torchWeight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int,
@@ -46,7 +49,18 @@ public struct Conv2dKernel: Sendable {
             ? DirectConvPlan(packedWeight: packed, bias: bias, cin: inChannels, cout: outChannels,
                              kh: kernelH, kw: kernelW, stride: stride, padding: padding)
             : nil
+        winograd = direct == nil && Self.winogradEnabled
+            && WinogradPlan.applies(cin: inChannels, cout: outChannels, kh: kernelH, kw: kernelW, stride: stride)
+            ? WinogradPlan(packedWeight: packed, bias: bias, cin: inChannels, cout: outChannels,
+                           padTop: padding.top, padLeft: padding.left)
+            : nil
     }
+
+    /// Set before loading a model to keep every 3×3 layer on im2col (A/B measurements,
+    /// and the parity tests that pin the im2col path).
+    nonisolated(unsafe) public static var winogradEnabled = true
+    /// Below this many 2×2 output tiles per call a layer keeps im2col.
+    public static let winogradMinTiles = 64
 
     public func outputSize(height: Int, width: Int) -> (Int, Int) {
         ((height + padding.top + padding.bottom - kernelH) / stride + 1,
@@ -56,9 +70,17 @@ public struct Conv2dKernel: Sendable {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         precondition(x.rank == 4 && x.c == inChannels,
                      "Conv2d: input \(x.shape) does not have \(inChannels) channels")
+        let (oh, ow) = outputSize(height: x.h, width: x.w)
+        if let direct { return OpProfile.section(.convDirect) { direct(x, outHeight: oh, outWidth: ow) } }
+        if let winograd, x.n * ((oh + 1) / 2) * ((ow + 1) / 2) >= Self.winogradMinTiles {
+            return OpProfile.section(.convWinograd) { winograd(x, outHeight: oh, outWidth: ow) }
+        }
+        let pointwise = kernelH == 1 && kernelW == 1 && stride == 1 && padding == (0, 0, 0, 0)
+        return OpProfile.section(pointwise ? .convPointwise : .convGemm) { gemmConv(x, outHeight: oh, outWidth: ow) }
+    }
+
+    private func gemmConv(_ x: Tensor, outHeight oh: Int, outWidth ow: Int) -> Tensor {
         let (n, h, w) = (x.n, x.h, x.w)
-        let (oh, ow) = outputSize(height: h, width: w)
-        if let direct { return direct(x, outHeight: oh, outWidth: ow) }
         var out = Tensor(uninitialized: [n, oh, ow, outChannels])
         let k = kernelH * kernelW * inChannels
         let rows = n * oh * ow

@@ -16,6 +16,10 @@ public struct LinearKernel: Sendable {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        OpProfile.section(.linear) { apply(x) }
+    }
+
+    private func apply(_ x: Tensor) -> Tensor {
         precondition(x.shape.last == inFeatures, "Linear: input \(x.shape) does not end in \(inFeatures)")
         let rows = x.count / inFeatures
         var out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outFeatures])

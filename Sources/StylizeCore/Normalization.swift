@@ -17,6 +17,10 @@ public struct GroupNormKernel: Sendable {
     }
 
     public func callAsFunction(_ x: Tensor, activation: Activation = .identity) -> Tensor {
+        OpProfile.section(.normalization) { normalize(x, activation: activation) }
+    }
+
+    private func normalize(_ x: Tensor, activation: Activation) -> Tensor {
         precondition(x.shape.last == channels, "GroupNorm: input \(x.shape) does not have \(channels) channels")
         let c = channels, g = groups, cg = c / g
         let batch = x.shape[0]
@@ -143,6 +147,10 @@ public struct LayerNormKernel: Sendable {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        OpProfile.section(.normalization) { normalize(x) }
+    }
+
+    private func normalize(_ x: Tensor) -> Tensor {
         precondition(x.shape.last == dim, "LayerNorm: input \(x.shape) does not end in \(dim)")
         let rows = x.count / dim, d = dim
         var out = Tensor(uninitialized: x.shape)
@@ -186,6 +194,10 @@ public struct RMSNormKernel: Sendable {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        OpProfile.section(.normalization) { normalize(x) }
+    }
+
+    private func normalize(_ x: Tensor) -> Tensor {
         precondition(x.shape.last == dim, "RMSNorm: input \(x.shape) does not end in \(dim)")
         let rows = x.count / dim, d = dim
         var out = Tensor(uninitialized: x.shape)

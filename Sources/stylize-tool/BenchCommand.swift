@@ -40,6 +40,10 @@ struct Bench: ParsableCommand {
     var threads: Int?
     @Option(help: "element: frames to run (after one warm-up batch).")
     var frames: Int = 96
+    @Flag(help: "Also print where one call's time goes, per kind of operation.")
+    var profile = false
+    @Flag(help: "Keep every 3x3 convolution on im2col + sgemm (no Winograd), for A/B runs.")
+    var noWinograd = false
 
     func run() throws {
         try reportingErrors {
@@ -58,6 +62,7 @@ struct Bench: ParsableCommand {
                 guard p.count == 2, p[0] > 0, p[1] > 0 else { throw ValidationError("--image must look like 256x256") }
                 imageSize = (p[0], p[1])
             }
+            if noWinograd { Conv2dKernel.winogradEnabled = false }
             var rng = SplitMix64(seed: 1)
             func random(_ shape: [Int]) -> Tensor {
                 Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
@@ -124,6 +129,16 @@ struct Bench: ParsableCommand {
             print(String(format: "effective     %.1f GFLOP/s", effective))
             print(String(format: "sgemm peak    %.1f GFLOP/s (OpenBLAS, 1536^3, same run)", peak))
             print(String(format: "ratio         %.1f%% of sgemm peak", 100 * effective / peak))
+            if profile {
+                let (kinds, total) = try OpProfile.measure(call)
+                print(String(format: "profile       one call, %.3f s:", total))
+                let listed = kinds.reduce(0) { $0 + $1.1 }
+                for (kind, seconds) in kinds.sorted(by: { $0.1 > $1.1 }) + [(nil, total - listed)] {
+                    let name = kind?.rawValue ?? "other (element-wise, copies)"
+                    print("  " + name.padding(toLength: 30, withPad: " ", startingAt: 0)
+                          + String(format: "%7.3f s  %5.1f%%", seconds, 100 * seconds / total))
+                }
+            }
         }
     }
 }

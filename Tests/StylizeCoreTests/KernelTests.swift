@@ -43,6 +43,57 @@ final class KernelTests: XCTestCase {
         XCTAssertLessThan(maxRelativeError(ours, ref), 1e-5)
     }
 
+    func testWinogradConvolutionMatchesDirectConvolution() {
+        // (batch, cin, cout, padding, h, w): partial edge tiles, asymmetric padding,
+        // channel counts with a scalar tail, and 2·48·48 tiles, which take several passes.
+        let cases: [(Int, Int, Int, (Int, Int, Int, Int), Int, Int)] = [
+            (4, 48, 56, (1, 1, 1, 1), 9, 7),
+            (2, 52, 64, (0, 0, 1, 1), 12, 16),
+            (3, 64, 50, (1, 1, 1, 1), 10, 10),
+            (2, 64, 64, (1, 1, 1, 1), 96, 96),
+        ]
+        for (i, c) in cases.enumerated() {
+            let (n, cin, cout, pad, h, w) = c
+            let x = Reference.randomTensor([n, h, w, cin], seed: UInt64(300 + i))
+            let weight = Reference.randomTensor([cout, cin, 3, 3], seed: UInt64(400 + i), scale: 0.2).data
+            let bias = Reference.randomTensor([cout], seed: UInt64(500 + i)).data
+            let kernel = Conv2dKernel(torchWeight: weight, bias: bias, inChannels: cin, outChannels: cout,
+                                      kernelH: 3, kernelW: 3, stride: 1, padding: pad)
+            var ours = Tensor(shape: [0], data: [])
+            let profile = OpProfile.measure { ours = kernel(x) }
+            XCTAssertEqual(profile.kinds.map(\.0), [.convWinograd, .winogradGemm], "case \(i) did not take the Winograd path")
+            let ref = Reference.conv2d(x, weight: weight, bias: bias, cout: cout, kh: 3, kw: 3, stride: 1, pad: pad)
+            XCTAssertEqual(ours.shape, ref.shape, "case \(i)")
+            XCTAssertLessThan(maxRelativeError(ours, ref), 1e-5, "case \(i)")
+        }
+    }
+
+    func testSmallInputsAndDisabledWinogradKeepIm2col() {
+        let weight = Reference.randomTensor([64, 64, 3, 3], seed: 9, scale: 0.1).data
+        let x = Reference.randomTensor([1, 8, 8, 64], seed: 10)  // 16 tiles: below the threshold
+        let kernel = Conv2dKernel(torchWeight: weight, bias: nil, inChannels: 64, outChannels: 64,
+                                  kernelH: 3, kernelW: 3, stride: 1, padding: (1, 1, 1, 1))
+        XCTAssertEqual(OpProfile.measure { _ = kernel(x) }.kinds.map(\.0), [.convGemm])
+        Conv2dKernel.winogradEnabled = false
+        defer { Conv2dKernel.winogradEnabled = true }
+        let plain = Conv2dKernel(torchWeight: weight, bias: nil, inChannels: 64, outChannels: 64,
+                                 kernelH: 3, kernelW: 3, stride: 1, padding: (1, 1, 1, 1))
+        let big = Reference.randomTensor([2, 32, 32, 64], seed: 11)
+        XCTAssertEqual(OpProfile.measure { _ = plain(big) }.kinds.map(\.0), [.convGemm])
+    }
+
+    func testOpProfileSectionsAreExclusiveAndAddUp() {
+        let lin = LinearKernel(weight: Reference.randomTensor([64, 64], seed: 12).data, bias: nil,
+                               inFeatures: 64, outFeatures: 64)
+        let x = Reference.randomTensor([2, 64, 64], seed: 13)
+        let result = OpProfile.measure {
+            _ = MultiHeadAttention.callAsFunction(q: lin(x), k: lin(x), v: lin(x), heads: 4)
+        }
+        XCTAssertEqual(Set(result.kinds.map(\.0)), [.linear, .attention])
+        XCTAssertLessThanOrEqual(result.kinds.reduce(0) { $0 + $1.1 }, result.total * 1.0001)
+        XCTAssertFalse(OpProfile.enabled)
+    }
+
     func testLinearMatchesMatrixProduct() {
         let x = Reference.randomTensor([3, 5, 7], seed: 1)
         let w = Reference.randomTensor([4, 7], seed: 2).data
