@@ -1,0 +1,26 @@
+#if canImport(Glibc)
+import CSystem
+#endif
+
+/// What "no allocation on the hot path" is checked with: after warm-up, processing more
+/// frames must neither grow the memory the allocator holds from the OS nor touch fresh
+/// pages. Per-op tensors are still malloc'd and freed, but glibc hands the same blocks
+/// back (MemoryTuning keeps them in the heap), so the steady state costs no system
+/// calls and no page faults.
+public struct HeapProbe: Sendable {
+    public let heapBytes: Int
+    public let minorFaults: Int
+
+    public static func snapshot() -> HeapProbe {
+        #if canImport(Glibc)
+        return HeapProbe(heapBytes: Int(stylize_heap_bytes()), minorFaults: stylize_minor_faults())
+        #else
+        return HeapProbe(heapBytes: 0, minorFaults: 0)
+        #endif
+    }
+
+    /// (heap growth in bytes, minor page faults) since `earlier`.
+    public func since(_ earlier: HeapProbe) -> (heapGrowth: Int, minorFaults: Int) {
+        (heapBytes - earlier.heapBytes, minorFaults - earlier.minorFaults)
+    }
+}
