@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""PyTorch reference timing for the same model folders and shapes `stylize-tool bench` uses.
+"""PyTorch reference timing for the same model folders and shapes `stylize-tool bench` uses
+(tools/bench/compare.sh runs both and prints the ratio).
 
 Developer-only (needs the tools venv: torch + diffusers, see tools/fixtures/requirements.txt).
 Loads a diffusers component folder (e.g. one written by `stylize-tool init-random`), runs
 the same call as `stylize-tool bench COMPONENT --batch B --size HxW`, and prints the median
 time per call, so the two can be compared on the same machine, weights and thread count:
 
-    .venv-tools/bin/python tools/bench/torch_bench.py unet --model out/sd15-unet --batch 4 --size 256x256 --threads 2
+    .venv-tools/bin/python tools/bench/torch_reference.py unet --model out/sd15-unet --batch 4 --size 256x256 --threads 2
 """
 import argparse
 import json
@@ -99,8 +100,13 @@ def main():
             call()
             times.append(time.perf_counter() - t0)
     shape = f"{a.tokens} tokens" + (f" + {a.image} image" if a.image else "") if a.component == "text-encoder" else f"{h}x{w}"
-    print(f"torch {torch.__version__}, {a.threads} threads: {a.component} batch {a.batch} {shape}: "
-          f"{statistics.median(times):.3f} s median (min {min(times):.3f}, max {max(times):.3f}, {len(times)} runs)")
+    # The same lines as `stylize-tool bench`, so one parser reads both.
+    med = statistics.median(times)
+    print(f"component     {a.component}  ({a.model}), torch {torch.__version__}")
+    print(f"shape         batch {a.batch}, {shape}")
+    print(f"threads       {a.threads}")
+    print(f"time/call     {med:.3f} s median (min {min(times):.3f}, max {max(times):.3f}, {len(times)} runs); "
+          f"{med / a.batch:.3f} s per frame")
 
 
 if __name__ == "__main__":
