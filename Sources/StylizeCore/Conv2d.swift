@@ -16,9 +16,11 @@ public struct Conv2dKernel: Sendable {
     public let bias: [Float]?
     /// Narrow layers run as direct convolutions (see DirectConvPlan).
     let direct: DirectConvPlan?
-    /// Wide 3×3 stride-1 layers run as Winograd F(2×2, 3×3) when the input has enough
-    /// tiles (see WinogradPlan); small inputs keep im2col, which reads fewer weights.
+    /// Wide 3×3 stride-1 layers run as Winograd F(4×4, 3×3) or F(2×2, 3×3) when the input
+    /// has enough tiles for that plan (see WinogradPlan); small inputs keep im2col, which
+    /// reads fewer weights.
     let winograd: WinogradPlan?
+    let winogradLarge: WinogradPlan?
 
     /// - Parameter torchWeight: PyTorch layout [Cout, Cin, kh, kw].
     public init(torchWeight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int,
@@ -49,17 +51,24 @@ public struct Conv2dKernel: Sendable {
             ? DirectConvPlan(packedWeight: packed, bias: bias, cin: inChannels, cout: outChannels,
                              kh: kernelH, kw: kernelW, stride: stride, padding: padding)
             : nil
-        winograd = direct == nil && Self.winogradEnabled
+        let winogradApplies = direct == nil && Self.winogradEnabled
             && WinogradPlan.applies(cin: inChannels, cout: outChannels, kh: kernelH, kw: kernelW, stride: stride)
-            ? WinogradPlan(packedWeight: packed, bias: bias, cin: inChannels, cout: outChannels,
-                           padTop: padding.top, padLeft: padding.left)
-            : nil
+        func plan(_ tile: WinogradPlan.Tile) -> WinogradPlan {
+            WinogradPlan(tile: tile, packedWeight: packed, bias: bias, cin: inChannels, cout: outChannels,
+                         padTop: padding.top, padLeft: padding.left)
+        }
+        winograd = winogradApplies ? plan(.f2x3) : nil
+        winogradLarge = winogradApplies && Self.largeWinogradEnabled && packed.count <= WinogradPlan.largeTileMaxWeights
+            ? plan(.f4x3) : nil
     }
 
     /// Set before loading a model to keep every 3×3 layer on im2col (A/B measurements,
     /// and the parity tests that pin the im2col path).
     nonisolated(unsafe) public static var winogradEnabled = true
-    /// Below this many 2×2 output tiles per call a layer keeps im2col.
+    /// Set before loading to use F(2×2, 3×3) only.
+    nonisolated(unsafe) public static var largeWinogradEnabled = true
+    /// Below this many output tiles per call a Winograd plan is not used (the GEMMs get
+    /// too short): F(4×4) falls back to F(2×2), F(2×2) to im2col.
     public static let winogradMinTiles = 64
 
     public func outputSize(height: Int, width: Int) -> (Int, Int) {
@@ -72,11 +81,22 @@ public struct Conv2dKernel: Sendable {
                      "Conv2d: input \(x.shape) does not have \(inChannels) channels")
         let (oh, ow) = outputSize(height: x.h, width: x.w)
         if let direct { return OpProfile.section(.convDirect) { direct(x, outHeight: oh, outWidth: ow) } }
-        if let winograd, x.n * ((oh + 1) / 2) * ((ow + 1) / 2) >= Self.winogradMinTiles {
-            return OpProfile.section(.convWinograd) { winograd(x, outHeight: oh, outWidth: ow) }
+        if let plan = winogradPlan(batch: x.n, outHeight: oh, outWidth: ow) {
+            return OpProfile.section(.convWinograd) { plan(x, outHeight: oh, outWidth: ow) }
         }
         let pointwise = kernelH == 1 && kernelW == 1 && stride == 1 && padding == (0, 0, 0, 0)
         return OpProfile.section(pointwise ? .convPointwise : .convGemm) { gemmConv(x, outHeight: oh, outWidth: ow) }
+    }
+
+    /// The Winograd plan for this input size, if any (internal for tests).
+    func winogradPlan(batch: Int, outHeight oh: Int, outWidth ow: Int) -> WinogradPlan? {
+        if let plan = winogradLarge, batch * plan.tiles(outHeight: oh, outWidth: ow) >= Self.winogradMinTiles {
+            return plan
+        }
+        if let plan = winograd, batch * plan.tiles(outHeight: oh, outWidth: ow) >= Self.winogradMinTiles {
+            return plan
+        }
+        return nil
     }
 
     private func gemmConv(_ x: Tensor, outHeight oh: Int, outWidth ow: Int) -> Tensor {

@@ -1,28 +1,51 @@
-/// 3×3 stride-1 convolution as Winograd F(2×2, 3×3) (Lavin & Gray, "Fast Algorithms for
-/// Convolutional Neural Networks", 2016) on NHWC tensors.
+/// 3×3 stride-1 convolution by Winograd's minimal filtering (Lavin & Gray, "Fast Algorithms
+/// for Convolutional Neural Networks", 2016) on NHWC tensors.
 ///
-/// Each 2×2 block of outputs ("tile") is computed from the 4×4 input patch under it:
-/// Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A. Summed over input channels, the element-wise product
-/// becomes 16 independent GEMMs, [tiles × Cin] × [Cin × Cout], one per position in the
-/// 4×4 transformed tile: 16 multiply-adds per 4 outputs instead of 36, so the GEMM work
-/// is 4/9 of direct convolution. The transforms are additions only; they are memory-bound
-/// and vectorised over channels. Weights are transformed once at load.
+/// Each m×m block of outputs ("tile") is computed from the α×α input patch under it
+/// (α = m + 2): Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A. Summed over input channels, the
+/// element-wise product becomes α² independent GEMMs, [tiles × Cin] × [Cin × Cout], one per
+/// position in the transformed tile. Multiply-adds per output: α²/m² instead of 9, so
+/// F(2×2, 3×3) does 4/9 and F(4×4, 3×3) 1/4 of direct convolution's GEMM work.
+/// The transforms are a few additions per value, memory-bound and vectorised over channels.
+/// Weights are transformed once at load.
 ///
-/// F(2×2, 3×3) rather than F(4×4, 3×3): its transforms have coefficients 0, ±½, ±1, so fp32
-/// results stay within the im2col path's rounding (the parity tolerance is unchanged).
+/// F(2×2, 3×3)'s coefficients are 0, ±½, ±1, so it rounds like im2col. F(4×4, 3×3) (points
+/// 0, ±1, ±2) loses about one more decimal digit in fp32 (measured in KernelTests), and its
+/// transformed weights take 4× the layer's weights, so it is used for layers up to
+/// `WinogradPlan.largeTileMaxWeights`: autoencoders and the widest-resolution U-Net levels.
 struct WinogradPlan: Sendable {
+    enum Tile: Sendable {
+        case f2x3, f4x3
+        var m: Int { self == .f2x3 ? 2 : 4 }
+        var alpha: Int { m + 2 }
+        /// G (α × 3), in Double so the transformed weights round once.
+        var g: [[Double]] {
+            switch self {
+            case .f2x3: return [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+            case .f4x3:
+                return [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+                        [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+            }
+        }
+    }
+
+    let tile: Tile
     let cin: Int
     let cout: Int
     let padTop: Int
     let padLeft: Int
-    /// G g Gᵀ: 16 matrices [Cin, Cout], position-major.
+    /// G g Gᵀ: α² matrices [Cin, Cout], position-major.
     let transformed: [Float]
-    let bias: [Float]?
+    let bias: [Float]
 
     /// Worth it when the GEMMs are wide enough to run near sgemm peak: below this the
-    /// transforms and the skinny GEMMs cost more than the saved multiply-adds.
+    /// transforms and the skinny GEMMs cost more than the saved multiply-adds. Channel
+    /// counts must be whole vectors (every real checkpoint's are).
     static let minChannels = 48
-    /// Tiles per pass are bounded so the transformed input and the products (16 × tiles ×
+    /// F(4×4, 3×3) only for layers with at most this many weights (Cin·Cout·9 ≈ 320·320·9):
+    /// its transformed weights are 4× the layer's.
+    static let largeTileMaxWeights = 320 * 320 * 9
+    /// Tiles per pass are bounded so the transformed input and the products (α² × tiles ×
     /// (Cin + Cout) floats) stay near the caches between the transforms and the GEMMs, but
     /// never below `minChunkTiles`, where the GEMMs get too short for sgemm.
     static let bufferFloats = 1 << 20
@@ -30,69 +53,70 @@ struct WinogradPlan: Sendable {
 
     static func applies(cin: Int, cout: Int, kh: Int, kw: Int, stride: Int) -> Bool {
         kh == 3 && kw == 3 && stride == 1 && cin >= minChannels && cout >= minChannels
+            && cin % 8 == 0 && cout % 8 == 0
     }
 
     /// - Parameter packedWeight: [Cout, 3, 3, Cin] (Conv2dKernel's packing).
-    init(packedWeight: [Float], bias: [Float]?, cin: Int, cout: Int, padTop: Int, padLeft: Int) {
+    init(tile: Tile, packedWeight: [Float], bias: [Float]?, cin: Int, cout: Int, padTop: Int, padLeft: Int) {
+        self.tile = tile
         self.cin = cin
         self.cout = cout
         self.padTop = padTop
         self.padLeft = padLeft
-        self.bias = bias
-        var u = [Float](repeating: 0, count: 16 * cin * cout)
+        self.bias = bias ?? [Float](repeating: 0, count: cout)
+        let a = tile.alpha, gm = tile.g
+        var u = [Float](repeating: 0, count: a * a * cin * cout)
         let plane = cin * cout
+        var gg = [Double](repeating: 0, count: a * 3)
         for o in 0..<cout {
             for i in 0..<cin {
-                var g = [[Float]](repeating: [0, 0, 0], count: 3)
-                for y in 0..<3 { for x in 0..<3 { g[y][x] = packedWeight[((o * 3 + y) * 3 + x) * cin + i] } }
-                // G g (4×3), G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]
-                var gg = [[Float]](repeating: [0, 0, 0], count: 4)
-                for x in 0..<3 {
-                    gg[0][x] = g[0][x]
-                    gg[1][x] = 0.5 * (g[0][x] + g[1][x] + g[2][x])
-                    gg[2][x] = 0.5 * (g[0][x] - g[1][x] + g[2][x])
-                    gg[3][x] = g[2][x]
-                }
-                // (G g) Gᵀ (4×4)
-                for r in 0..<4 {
-                    let row = [gg[r][0], 0.5 * (gg[r][0] + gg[r][1] + gg[r][2]),
-                               0.5 * (gg[r][0] - gg[r][1] + gg[r][2]), gg[r][2]]
-                    for c in 0..<4 { u[(r * 4 + c) * plane + i * cout + o] = row[c] }
+                func w(_ y: Int, _ x: Int) -> Double { Double(packedWeight[((o * 3 + y) * 3 + x) * cin + i]) }
+                for r in 0..<a { for x in 0..<3 { gg[r * 3 + x] = (0..<3).reduce(0) { $0 + gm[r][$1] * w($1, x) } } }
+                for r in 0..<a {
+                    for c in 0..<a {
+                        let v = (0..<3).reduce(0) { $0 + gg[r * 3 + $1] * gm[c][$1] }
+                        u[(r * a + c) * plane + i * cout + o] = Float(v)
+                    }
                 }
             }
         }
         transformed = u
     }
 
+    /// Output tiles of this plan for an output of oh × ow, per image.
+    func tiles(outHeight oh: Int, outWidth ow: Int) -> Int {
+        ((oh + tile.m - 1) / tile.m) * ((ow + tile.m - 1) / tile.m)
+    }
+
     func callAsFunction(_ x: Tensor, outHeight oh: Int, outWidth ow: Int) -> Tensor {
         let (n, h, w) = (x.n, x.h, x.w)
-        let tilesH = (oh + 1) / 2, tilesW = (ow + 1) / 2
-        let tilesPerImage = tilesH * tilesW
+        let m = tile.m, a2 = tile.alpha * tile.alpha
+        let tilesW = (ow + m - 1) / m
+        let tilesPerImage = tiles(outHeight: oh, outWidth: ow)
         let total = n * tilesPerImage
-        let chunk = min(total, max(Self.minChunkTiles, Self.bufferFloats / (16 * (cin + cout))))
+        let chunk = min(total, max(Self.minChunkTiles, Self.bufferFloats / (a2 * (cin + cout))))
         var out = Tensor(uninitialized: [n, oh, ow, cout])
-        var v = [Float](unsafeUninitializedCapacity: 16 * chunk * cin) { _, c in c = 16 * chunk * cin }
-        var m = [Float](unsafeUninitializedCapacity: 16 * chunk * cout) { _, c in c = 16 * chunk * cout }
+        var v = [Float](unsafeUninitializedCapacity: a2 * chunk * cin) { _, c in c = a2 * chunk * cin }
+        var prod = [Float](unsafeUninitializedCapacity: a2 * chunk * cout) { _, c in c = a2 * chunk * cout }
+        let geometry = TileGeometry(h: h, w: w, oh: oh, ow: ow, tilesW: tilesW, tilesPerImage: tilesPerImage,
+                                    padTop: padTop, padLeft: padLeft)
         x.data.withUnsafeBufferPointer { src in
             transformed.withUnsafeBufferPointer { u in
                 out.data.withUnsafeMutableBufferPointer { dst in
                     v.withUnsafeMutableBufferPointer { vb in
-                        m.withUnsafeMutableBufferPointer { mb in
+                        prod.withUnsafeMutableBufferPointer { mb in
                             var first = 0
                             while first < total {
                                 let count = min(chunk, total - first)
-                                let geometry = TileGeometry(h: h, w: w, oh: oh, ow: ow, tilesW: tilesW,
-                                                            tilesPerImage: tilesPerImage,
-                                                            padTop: padTop, padLeft: padLeft)
                                 transformInput(src.baseAddress!, geometry, first: first, count: count,
                                                into: vb.baseAddress!)
                                 OpProfile.section(.winogradGemm) {
-                                for k in 0..<16 {
-                                    BLAS.sgemm(m: count, n: cout, k: cin,
-                                               a: vb.baseAddress! + k * count * cin, lda: cin,
-                                               b: u.baseAddress! + k * cin * cout, ldb: cout,
-                                               c: mb.baseAddress! + k * count * cout, ldc: cout)
-                                }
+                                    for k in 0..<a2 {
+                                        BLAS.sgemm(m: count, n: cout, k: cin,
+                                                   a: vb.baseAddress! + k * cin, lda: a2 * cin,
+                                                   b: u.baseAddress! + k * cin * cout, ldb: cout,
+                                                   c: mb.baseAddress! + k * cout, ldc: a2 * cout)
+                                    }
                                 }
                                 transformOutput(mb.baseAddress!, geometry, first: first, count: count,
                                                 into: dst.baseAddress!)
@@ -103,8 +127,8 @@ struct WinogradPlan: Sendable {
                 }
             }
         }
-        // The GEMMs did 4/9 of these; effective GFLOP/s counts direct convolution's FLOPs.
-        FlopCounter.add(2 * n * oh * ow * cout * cin * 9 - 2 * total * 16 * cin * cout)
+        // The GEMMs counted their own FLOPs; effective GFLOP/s counts direct convolution's.
+        FlopCounter.add(2 * n * oh * ow * cout * cin * 9 - 2 * total * a2 * cin * cout)
         return out
     }
 
@@ -112,147 +136,134 @@ struct WinogradPlan: Sendable {
         let h, w, oh, ow, tilesW, tilesPerImage, padTop, padLeft: Int
     }
 
-    /// V[k][t][:] = (Bᵀ d B)[k] for the 4×4 input patch d of tile `first + t`.
+    // MARK: - 1-D transforms on α vectors p[0], p[s], …, in place
+
+    /// Bᵀ for F(2, 3).
+    @inline(__always)
+    private static func inputTransform4(_ p: UnsafeMutablePointer<Vec8>, _ s: Int) {
+        let d0 = p[0], d1 = p[s], d2 = p[2 * s], d3 = p[3 * s]
+        p[0] = d0 - d2
+        p[s] = d1 + d2
+        p[2 * s] = d2 - d1
+        p[3 * s] = d1 - d3
+    }
+
+    /// Bᵀ for F(4, 3).
+    @inline(__always)
+    private static func inputTransform6(_ p: UnsafeMutablePointer<Vec8>, _ s: Int) {
+        let d0 = p[0], d1 = p[s], d2 = p[2 * s], d3 = p[3 * s], d4 = p[4 * s], d5 = p[5 * s]
+        let four = Vec8(repeating: 4), five = Vec8(repeating: 5), two = Vec8(repeating: 2)
+        p[0] = four * d0 - five * d2 + d4
+        p[s] = d3 + d4 - four * (d1 + d2)
+        p[2 * s] = four * (d1 - d2) + d4 - d3
+        p[3 * s] = two * (d3 - d1) + d4 - d2
+        p[4 * s] = two * (d1 - d3) + d4 - d2
+        p[5 * s] = four * d1 - five * d3 + d5
+    }
+
+    /// Aᵀ for F(2, 3): 4 → 2.
+    @inline(__always)
+    private static func outputTransform4(_ p: UnsafeMutablePointer<Vec8>, _ s: Int) {
+        let m0 = p[0], m1 = p[s], m2 = p[2 * s], m3 = p[3 * s]
+        p[0] = m0 + m1 + m2
+        p[s] = m1 - m2 - m3
+    }
+
+    /// Aᵀ for F(4, 3): 6 → 4.
+    @inline(__always)
+    private static func outputTransform6(_ p: UnsafeMutablePointer<Vec8>, _ s: Int) {
+        let m0 = p[0], m1 = p[s], m2 = p[2 * s], m3 = p[3 * s], m4 = p[4 * s], m5 = p[5 * s]
+        let sum12 = m1 + m2, diff12 = m1 - m2, sum34 = m3 + m4, diff34 = m3 - m4
+        p[0] = m0 + sum12 + sum34
+        p[s] = diff12 + Vec8(repeating: 2) * diff34
+        p[2 * s] = sum12 + Vec8(repeating: 4) * sum34
+        p[3 * s] = diff12 + Vec8(repeating: 8) * diff34 + m5
+    }
+
+    // MARK: - Input and output transforms over a pass of tiles
+
+    /// V[t][k][:] = (Bᵀ d B)[k] for the α×α input patch d of tile `first + t`. Tile-major,
+    /// so each tile's α² vectors are written contiguously; GEMM k reads every α²-th row.
     private func transformInput(_ src: UnsafePointer<Float>, _ g: TileGeometry, first: Int, count: Int,
                                 into v: UnsafeMutablePointer<Float>) {
-        let cin = self.cin
-        let stride = count * cin  // between positions k
+        let cin = self.cin, m = tile.m, a = tile.alpha, large = tile == .f4x3
+        let stride = cin  // between positions k
         parallelRanges(count, minPerThread: 16) { range in
-          withUnsafeTemporaryAllocation(of: Int.self, capacity: 16) { offsets in
-            for t in range {
-                let tile = first + t
-                let b = tile / g.tilesPerImage
-                let rem = tile - b * g.tilesPerImage
-                let ty = rem / g.tilesW, tx = rem - (rem / g.tilesW) * g.tilesW
-                let y0 = 2 * ty - g.padTop, x0 = 2 * tx - g.padLeft
-                for r in 0..<4 {
-                    let iy = y0 + r
-                    for c in 0..<4 {
-                        let ix = x0 + c
-                        offsets[r * 4 + c] = (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w)
-                            ? ((b * g.h + iy) * g.w + ix) * cin : -1
-                    }
-                }
-                let dst = v + t * cin
-                let off = UnsafePointer(offsets.baseAddress!)
-                var ch = 0
-                while ch + 8 <= cin {
-                    transformInputVec(src, off, ch, dst, stride)
-                    ch += 8
-                }
-                while ch < cin {
-                    transformInputScalar(src, off, ch, dst, stride)
-                    ch += 1
-                }
-            }
-          }
-        }
-    }
-
-    @inline(__always)
-    private func transformInputVec(_ src: UnsafePointer<Float>, _ off: UnsafePointer<Int>, _ ch: Int,
-                                   _ dst: UnsafeMutablePointer<Float>, _ stride: Int) {
-        @inline(__always) func d(_ i: Int) -> Vec8 { off[i] >= 0 ? vload(src + off[i] + ch) : .zero }
-        // t = Bᵀ d: rows combined
-        var t = (Vec8.zero, Vec8.zero, Vec8.zero, Vec8.zero, Vec8.zero, Vec8.zero, Vec8.zero, Vec8.zero,
-                 Vec8.zero, Vec8.zero, Vec8.zero, Vec8.zero, Vec8.zero, Vec8.zero, Vec8.zero, Vec8.zero)
-        for c in 0..<4 {
-            let d0 = d(c), d1 = d(4 + c), d2 = d(8 + c), d3 = d(12 + c)
-            let r0 = d0 - d2, r1 = d1 + d2, r2 = d2 - d1, r3 = d1 - d3
-            switch c {
-            case 0: t.0 = r0; t.4 = r1; t.8 = r2; t.12 = r3
-            case 1: t.1 = r0; t.5 = r1; t.9 = r2; t.13 = r3
-            case 2: t.2 = r0; t.6 = r1; t.10 = r2; t.14 = r3
-            default: t.3 = r0; t.7 = r1; t.11 = r2; t.15 = r3
-            }
-        }
-        // V = t B: columns combined
-        @inline(__always) func store(_ row: Int, _ a: Vec8, _ b: Vec8, _ c: Vec8, _ e: Vec8) {
-            let base = dst + ch + row * 4 * stride
-            vstore(a - c, base)
-            vstore(b + c, base + stride)
-            vstore(c - b, base + 2 * stride)
-            vstore(b - e, base + 3 * stride)
-        }
-        store(0, t.0, t.1, t.2, t.3)
-        store(1, t.4, t.5, t.6, t.7)
-        store(2, t.8, t.9, t.10, t.11)
-        store(3, t.12, t.13, t.14, t.15)
-    }
-
-    private func transformInputScalar(_ src: UnsafePointer<Float>, _ off: UnsafePointer<Int>, _ ch: Int,
-                                      _ dst: UnsafeMutablePointer<Float>, _ stride: Int) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { buf in
-        let d = buf.baseAddress!, t = buf.baseAddress! + 16
-        for i in 0..<16 { d[i] = off[i] >= 0 ? src[off[i] + ch] : 0 }
-        for c in 0..<4 {
-            t[c] = d[c] - d[8 + c]
-            t[4 + c] = d[4 + c] + d[8 + c]
-            t[8 + c] = d[8 + c] - d[4 + c]
-            t[12 + c] = d[4 + c] - d[12 + c]
-        }
-        for r in 0..<4 {
-            let base = dst + ch + r * 4 * stride
-            base[0] = t[r * 4] - t[r * 4 + 2]
-            base[stride] = t[r * 4 + 1] + t[r * 4 + 2]
-            base[2 * stride] = t[r * 4 + 2] - t[r * 4 + 1]
-            base[3 * stride] = t[r * 4 + 1] - t[r * 4 + 3]
-        }
-        }
-    }
-
-    /// Y = Aᵀ M A (+ bias) for each tile, written to the (clipped) 2×2 output block.
-    private func transformOutput(_ m: UnsafePointer<Float>, _ g: TileGeometry, first: Int, count: Int,
-                                 into dst: UnsafeMutablePointer<Float>) {
-        let cout = self.cout
-        let stride = count * cout
-        let zeros = [Float](repeating: 0, count: cout)
-        (bias ?? zeros).withUnsafeBufferPointer { biasBuf in
-            let bp = biasBuf.baseAddress!
-            parallelRanges(count, minPerThread: 16) { range in
-                for t in range {
-                    let tile = first + t
-                    let b = tile / g.tilesPerImage
-                    let rem = tile - b * g.tilesPerImage
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 36) { offsets in
+            withUnsafeTemporaryAllocation(of: Vec8.self, capacity: 36) { buf in
+                let off = offsets.baseAddress!, t = buf.baseAddress!
+                for local in range {
+                    let index = first + local
+                    let b = index / g.tilesPerImage
+                    let rem = index - b * g.tilesPerImage
                     let ty = rem / g.tilesW, tx = rem - (rem / g.tilesW) * g.tilesW
-                    let oy = 2 * ty, ox = 2 * tx
-                    let right = ox + 1 < g.ow, below = oy + 1 < g.oh
-                    let o00 = dst + ((b * g.oh + oy) * g.ow + ox) * cout
-                    let o01 = o00 + cout
-                    let o10 = o00 + g.ow * cout
-                    let o11 = o10 + cout
-                    let src = m + t * cout
-                    var ch = 0
-                    while ch + 8 <= cout {
-                        @inline(__always) func e(_ k: Int) -> Vec8 { vload(src + k * stride + ch) }
-                        // s = Aᵀ M: rows 0+1+2 and 1−2−3
-                        let s00 = e(0) + e(4) + e(8), s01 = e(1) + e(5) + e(9)
-                        let s02 = e(2) + e(6) + e(10), s03 = e(3) + e(7) + e(11)
-                        let s10 = e(4) - e(8) - e(12), s11 = e(5) - e(9) - e(13)
-                        let s12 = e(6) - e(10) - e(14), s13 = e(7) - e(11) - e(15)
-                        let bv = vload(bp + ch)
-                        vstore(s00 + s01 + s02 + bv, o00 + ch)
-                        if right { vstore(s01 - s02 - s03 + bv, o01 + ch) }
-                        if below {
-                            vstore(s10 + s11 + s12 + bv, o10 + ch)
-                            if right { vstore(s11 - s12 - s13 + bv, o11 + ch) }
+                    let y0 = m * ty - g.padTop, x0 = m * tx - g.padLeft
+                    for r in 0..<a {
+                        let iy = y0 + r
+                        for c in 0..<a {
+                            let ix = x0 + c
+                            off[r * a + c] = (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w)
+                                ? ((b * g.h + iy) * g.w + ix) * cin : -1
                         }
+                    }
+                    let dst = v + local * a * a * cin
+                    var ch = 0
+                    while ch < cin {
+                        for k in 0..<(a * a) { t[k] = off[k] >= 0 ? vload(src + off[k] + ch) : .zero }
+                        if large {
+                            for c in 0..<6 { Self.inputTransform6(t + c, 6) }
+                            for r in 0..<6 { Self.inputTransform6(t + 6 * r, 1) }
+                        } else {
+                            for c in 0..<4 { Self.inputTransform4(t + c, 4) }
+                            for r in 0..<4 { Self.inputTransform4(t + 4 * r, 1) }
+                        }
+                        for k in 0..<(a * a) { vstore(t[k], dst + k * stride + ch) }
                         ch += 8
                     }
-                    while ch < cout {
-                        @inline(__always) func e(_ k: Int) -> Float { src[k * stride + ch] }
-                        let s00 = e(0) + e(4) + e(8), s01 = e(1) + e(5) + e(9)
-                        let s02 = e(2) + e(6) + e(10), s03 = e(3) + e(7) + e(11)
-                        let s10 = e(4) - e(8) - e(12), s11 = e(5) - e(9) - e(13)
-                        let s12 = e(6) - e(10) - e(14), s13 = e(7) - e(11) - e(15)
-                        let bv = bp[ch]
-                        o00[ch] = s00 + s01 + s02 + bv
-                        if right { o01[ch] = s01 - s02 - s03 + bv }
-                        if below {
-                            o10[ch] = s10 + s11 + s12 + bv
-                            if right { o11[ch] = s11 - s12 - s13 + bv }
+                }
+            }
+            }
+        }
+    }
+
+    /// Y = Aᵀ M A + bias for each tile, written to the (clipped) m×m output block.
+    private func transformOutput(_ prod: UnsafePointer<Float>, _ g: TileGeometry, first: Int, count: Int,
+                                 into dst: UnsafeMutablePointer<Float>) {
+        let cout = self.cout, m = tile.m, a = tile.alpha, large = tile == .f4x3
+        let stride = cout  // between positions k; tiles are α²·Cout apart
+        bias.withUnsafeBufferPointer { biasBuf in
+            let bp = biasBuf.baseAddress!
+            parallelRanges(count, minPerThread: 16) { range in
+                withUnsafeTemporaryAllocation(of: Vec8.self, capacity: 36) { buf in
+                    let t = buf.baseAddress!
+                    for local in range {
+                        let index = first + local
+                        let b = index / g.tilesPerImage
+                        let rem = index - b * g.tilesPerImage
+                        let ty = rem / g.tilesW, tx = rem - (rem / g.tilesW) * g.tilesW
+                        let oy = m * ty, ox = m * tx
+                        let rows = min(m, g.oh - oy), cols = min(m, g.ow - ox)
+                        let base = dst + ((b * g.oh + oy) * g.ow + ox) * cout
+                        let src = prod + local * a * a * cout
+                        var ch = 0
+                        while ch < cout {
+                            for k in 0..<(a * a) { t[k] = vload(src + k * stride + ch) }
+                            // columns first (α rows → m rows), then each of the m rows (α → m)
+                            if large {
+                                for c in 0..<6 { Self.outputTransform6(t + c, 6) }
+                                for r in 0..<4 { Self.outputTransform6(t + 6 * r, 1) }
+                            } else {
+                                for c in 0..<4 { Self.outputTransform4(t + c, 4) }
+                                for r in 0..<2 { Self.outputTransform4(t + 4 * r, 1) }
+                            }
+                            let bv = vload(bp + ch)
+                            for r in 0..<rows {
+                                for c in 0..<cols {
+                                    vstore(t[r * a + c] + bv, base + (r * g.ow + c) * cout + ch)
+                                }
+                            }
+                            ch += 8
                         }
-                        ch += 1
                     }
                 }
             }

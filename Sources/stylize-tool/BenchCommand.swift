@@ -44,6 +44,8 @@ struct Bench: ParsableCommand {
     var profile = false
     @Flag(help: "Keep every 3x3 convolution on im2col + sgemm (no Winograd), for A/B runs.")
     var noWinograd = false
+    @Flag(help: "Use Winograd F(2x2,3x3) only (no F(4x4,3x3)), for A/B runs.")
+    var noLargeWinograd = false
 
     func run() throws {
         try reportingErrors {
@@ -63,6 +65,7 @@ struct Bench: ParsableCommand {
                 imageSize = (p[0], p[1])
             }
             if noWinograd { Conv2dKernel.winogradEnabled = false }
+            if noLargeWinograd { Conv2dKernel.largeWinogradEnabled = false }
             var rng = SplitMix64(seed: 1)
             func random(_ shape: [Int]) -> Tensor {
                 Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
