@@ -3,7 +3,8 @@
 # model, so that gst-inspect-1.0 / gst-launch-1.0 / apps find both with no environment
 # variables set.
 #
-#   scripts/install.sh [--prefix DIR] [--plugin-dir DIR] [--user] [--destdir DIR] [--uninstall]
+#   scripts/install.sh [--prefix DIR] [--plugin-dir DIR] [--user] [--destdir DIR]
+#                      [--build-only | --no-build] [--uninstall]
 #
 # What goes where (defaults for a root install):
 #   PLUGIN-DIR/libgststylize.so           GStreamer's system plugin folder
@@ -19,6 +20,9 @@
 #   --user          PREFIX = ~/.local, PLUGIN-DIR = ~/.local/share/gstreamer-1.0/plugins
 #                   (no root needed)
 #   --destdir DIR   stage everything under DIR (packaging, tests); nothing else changes
+#   --build-only    only build (as yourself, before `sudo scripts/install.sh --no-build`:
+#                   sudo resets PATH, so root may not find swift)
+#   --no-build      install what the last build left in .build-install/
 #   --uninstall     remove what an install with the same options put there
 #
 # The plugin is linked with the Swift runtime inside it (-static-stdlib), so it needs no
@@ -35,12 +39,16 @@ prefix=/usr/local
 plugin_dir=""
 destdir=""
 uninstall=0
+build=1
+install=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --prefix) [ $# -ge 2 ] || die "--prefix needs a folder"; prefix="$2"; shift 2 ;;
         --plugin-dir) [ $# -ge 2 ] || die "--plugin-dir needs a folder"; plugin_dir="$2"; shift 2 ;;
         --destdir) [ $# -ge 2 ] || die "--destdir needs a folder"; destdir="$2"; shift 2 ;;
         --user) prefix="$HOME/.local"; plugin_dir="$HOME/.local/share/gstreamer-1.0/plugins"; shift ;;
+        --build-only) install=0; shift ;;
+        --no-build) build=0; shift ;;
         --uninstall) uninstall=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
@@ -69,10 +77,15 @@ fi
 
 [ -f "$root/models/nano/model_index.json" ] || die "$root/models/nano is missing or incomplete: nothing to install as the default model"
 
-build="$root/.build-install"
-(cd "$root" && swift build -c release --product gststylize --scratch-path "$build" \
-    -Xswiftc -static-stdlib -Xlinker --exclude-libs=ALL)
-built="$build/release/libgststylize.so"
+scratch="$root/.build-install"
+built="$scratch/release/libgststylize.so"
+if [ "$build" = 1 ]; then
+    command -v swift >/dev/null || die "swift is not on PATH (under sudo: build first with --build-only, then install with --no-build)"
+    (cd "$root" && swift build -c release --product gststylize --scratch-path "$scratch" \
+        -Xswiftc -static-stdlib -Xlinker --exclude-libs=ALL)
+fi
+[ "$install" = 1 ] || { echo "built $built"; exit 0; }
+[ -f "$built" ] || die "$built is missing: build it first (scripts/install.sh --build-only)"
 
 # Install, then strip the installed copy (symbol tables are a quarter of the file).
 install -d "$(dirname "$plugin")"
@@ -84,12 +97,12 @@ install -d "$(dirname "$model")"
 cp -R "$root/models/nano" "$model"
 chmod -R u=rwX,go=rX "$model"
 
-# The installed plugin must load without the toolchain: no library from it, none missing.
-toolchain="$(dirname "$(dirname "$(readlink -f "$(command -v swiftc)")")")"
+# The installed plugin must load without the toolchain: no Swift runtime library (it is
+# linked in), none missing.
 libs="$(ldd "$plugin")"
-if grep -q "not found" <<<"$libs" || grep -qF "$toolchain/" <<<"$libs"; then
+if grep -qE "not found|libswift|libFoundation|libdispatch|libBlocksRuntime" <<<"$libs"; then
     echo "$libs" >&2
-    die "$plugin needs a missing library or one from the Swift toolchain ($toolchain)"
+    die "$plugin needs a missing library or a Swift runtime library"
 fi
 
 echo "installed $plugin ($(du -h "$plugin" | cut -f1), Swift runtime linked in)"
