@@ -78,6 +78,10 @@ let package = Package(
             dependencies: ["GstStylize", "CShims", "CGStreamer", "CGstCheck", "StylizeEngine", "StylizeCore", "StylizeTestSupport"]
         ),
         .testTarget(name: "StylizeToolTests", dependencies: ["StylizeModels", "StylizeEngine", "stylize-tool"]),
+        // Embedding examples (examples/): the Swift one is this target; the tests run it and
+        // the Python and C ones against the built plugin, and stage scripts/install.sh.
+        .executableTarget(name: "stylize-embed-example", dependencies: ["StylizeEngine"], path: "examples/swift"),
+        .testTarget(name: "EmbeddingTests", dependencies: ["stylize-embed-example", "StylizeEngine", "StylizeTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

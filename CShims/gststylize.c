@@ -139,10 +139,14 @@ gst_stylize_class_init (GstStylizeClass * klass)
       g_param_spec_string ("model", "Model folder",
           "Diffusers-style model folder (model_index.json, unet/, vae/, "
           "text_encoder/, tokenizer/, scheduler/). Default: $STYLIZE_MODEL_DIR "
-          "if set, else the embedded model (models/nano beside the plugin's "
-          "build folder). Loaded in NULL->READY; changing it while running "
-          "loads the new folder in the background and switches at a batch "
-          "boundary", default_model, RW_PLAYING));
+          "if set, else the embedded model: models/nano beside the plugin's "
+          "build folder, else an installed one (scripts/install.sh): "
+          "<prefix>/share/stylize/models/nano for a plugin in "
+          "<prefix>/lib/gstreamer-1.0, then stylize/models/nano in "
+          "$XDG_DATA_HOME (~/.local/share) and $XDG_DATA_DIRS "
+          "(/usr/local/share, /usr/share). Loaded in NULL->READY; changing it "
+          "while running loads the new folder in the background and switches "
+          "at a batch boundary", default_model, RW_PLAYING));
   g_object_class_install_property (gobject_class, STYLIZE_PROP_PROMPT,
       g_param_spec_string ("prompt", "Prompt",
           "Text describing the style. Empty: the model's default prompt. "

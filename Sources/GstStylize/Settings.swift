@@ -34,32 +34,6 @@ struct Settings: Equatable {
 
     var maxBatchWaitSeconds: TimeInterval? { maxBatchWait > 0 ? Double(maxBatchWait) / 1000 : nil }
 
-    /// The default `model`: $STYLIZE_MODEL_DIR when set, else the embedded model folder
-    /// `models/nano` of the source tree the plugin was built in. The plugin file lives in
-    /// `<repo>/.build/release/`, a symlink to `<repo>/.build/<triple>/release/`, so the
-    /// folder is two levels up from the path as loaded and three from the resolved one.
-    /// The first candidate that exists wins; when none does (the model has not been
-    /// added yet), the one inside a SwiftPM package root is reported.
-    static func defaultModelPath() -> String {
-        if let env = ProcessInfo.processInfo.environment["STYLIZE_MODEL_DIR"], !env.isEmpty {
-            return env
-        }
-        guard let module = stylize_module_path() else { return "models/nano" }
-        let loaded = URL(fileURLWithPath: String(cString: module))
-        let resolved = loaded.resolvingSymlinksInPath()
-        let candidates = [
-            loaded.deletingLastPathComponent().appendingPathComponent("../../models/nano"),
-            resolved.deletingLastPathComponent().appendingPathComponent("../../../models/nano"),
-        ].map { $0.standardizedFileURL }
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        if let found = candidates.first(where: { fm.fileExists(atPath: $0.path, isDirectory: &isDir) && isDir.boolValue }) {
-            return found.path
-        }
-        let inPackage = candidates.first {
-            fm.fileExists(atPath: $0.deletingLastPathComponent().deletingLastPathComponent()
-                .appendingPathComponent("Package.swift").path)
-        }
-        return (inPackage ?? candidates[0]).path
-    }
+    /// The default `model` (DefaultModel.swift says where it is looked for).
+    static func defaultModelPath() -> String { DefaultModel.current.path() }
 }

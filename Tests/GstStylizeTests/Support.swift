@@ -2,6 +2,7 @@ import CGStreamer
 import CGstCheck
 import CShims
 import Foundation
+import StylizeTestSupport
 import XCTest
 @testable import GstStylize
 
@@ -350,13 +351,6 @@ func buildDirectory() -> URL {
     URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
 }
 
-struct ProcessResult {
-    var status: Int32
-    var exitedNormally: Bool
-    var stdout: String
-    var stderr: String
-}
-
 /// Runs a GStreamer command-line tool against the freshly built plugin, with a private
 /// registry. Returns nil when the tool is not installed.
 func runGstTool(_ tool: String, _ arguments: [String], timeout: TimeInterval = 60,
@@ -364,33 +358,12 @@ func runGstTool(_ tool: String, _ arguments: [String], timeout: TimeInterval = 6
     let path = ["/usr/bin", "/usr/local/bin", "/bin"].map { "\($0)/\(tool)" }
         .first { FileManager.default.isExecutableFile(atPath: $0) }
     guard let path else { return nil }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = arguments
     var env = ProcessInfo.processInfo.environment
     env["GST_PLUGIN_PATH"] = buildDirectory().path
     env.removeValue(forKey: "GST_PLUGIN_PATH_1_0")
     env["GST_REGISTRY"] = NSTemporaryDirectory() + "stylize-tools-registry-\(getpid()).bin"
     for (k, v) in extra { env[k] = v }
-    p.environment = env
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    // Drain both pipes while the tool runs (a full pipe would block it).
-    let outData = Locked(Data()), errData = Locked(Data())
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async { outData.value = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter()
-    DispatchQueue.global().async { errData.value = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    let deadline = Date(timeIntervalSinceNow: timeout)
-    while p.isRunning && Date() < deadline { usleep(10_000) }
-    if p.isRunning { p.terminate() }
-    p.waitUntilExit()
-    group.wait()
-    return ProcessResult(status: p.terminationStatus, exitedNormally: p.terminationReason == .exit,
-                         stdout: String(decoding: outData.value, as: UTF8.self), stderr: String(decoding: errData.value, as: UTF8.self))
+    return try runProcess(path, arguments, environment: env, timeout: timeout)
 }
 
 /// A value shared between threads.
