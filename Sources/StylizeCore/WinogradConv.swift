@@ -134,6 +134,14 @@ struct WinogradPlan: Sendable {
 
     struct TileGeometry {
         let h, w, oh, ow, tilesW, tilesPerImage, padTop, padLeft: Int
+
+        /// (image, tile row, tile column) of tile `index` in the batch.
+        @inline(__always)
+        func position(_ index: Int) -> (b: Int, ty: Int, tx: Int) {
+            let b = index / tilesPerImage
+            let rem = index - b * tilesPerImage
+            return (b, rem / tilesW, rem % tilesW)
+        }
     }
 
     // MARK: - 1-D transforms on α vectors p[0], p[s], …, in place
@@ -193,10 +201,7 @@ struct WinogradPlan: Sendable {
             withUnsafeTemporaryAllocation(of: Vec8.self, capacity: 36) { buf in
                 let off = offsets.baseAddress!, t = buf.baseAddress!
                 for local in range {
-                    let index = first + local
-                    let b = index / g.tilesPerImage
-                    let rem = index - b * g.tilesPerImage
-                    let ty = rem / g.tilesW, tx = rem - (rem / g.tilesW) * g.tilesW
+                    let (b, ty, tx) = g.position(first + local)
                     let y0 = m * ty - g.padTop, x0 = m * tx - g.padLeft
                     for r in 0..<a {
                         let iy = y0 + r
@@ -237,10 +242,7 @@ struct WinogradPlan: Sendable {
                 withUnsafeTemporaryAllocation(of: Vec8.self, capacity: 36) { buf in
                     let t = buf.baseAddress!
                     for local in range {
-                        let index = first + local
-                        let b = index / g.tilesPerImage
-                        let rem = index - b * g.tilesPerImage
-                        let ty = rem / g.tilesW, tx = rem - (rem / g.tilesW) * g.tilesW
+                        let (b, ty, tx) = g.position(first + local)
                         let oy = m * ty, ox = m * tx
                         let rows = min(m, g.oh - oy), cols = min(m, g.ow - ox)
                         let base = dst + ((b * g.oh + oy) * g.ow + ox) * cout

@@ -37,22 +37,29 @@ final class ExampleTests: XCTestCase {
                                environment: Repository.developerEnvironment(), timeout: 180)
         XCTAssertEqual(r.status, 0, r.output)
         let report = try XCTUnwrap(Repository.report(r), r.output)
-        assertEmbeddedModel(report)
-        XCTAssertEqual(report["frames_in"] as? Int, 48)
-        XCTAssertEqual(report["frames_out"] as? Int, 48)
-        XCTAssertEqual(report["sizes"] as? [String], ["128x96"])
-        XCTAssertEqual(report["second_prompt_active"] as? Bool, true)
+        assertEveryFrameRestyledAndThePromptSwitched(report, frames: 48, r.stdout)
         let activated = (report["conditioning"] as? [[String: Any]] ?? []).compactMap { $0["prompt"] as? String }
         XCTAssertTrue(activated.contains("neon glow"), "\(activated)")
-        // pencil (light grey) vs neon (dark): far apart on 0-255 pixels.
-        XCTAssertGreaterThan(report["mean_colour_distance"] as? Double ?? 0, 30, r.stdout)
-        XCTAssertGreaterThan(report["mean_abs_frame_difference"] as? Double ?? 0, 20, r.stdout)
         XCTAssertGreaterThanOrEqual(report["stats_messages"] as? Int ?? 0, 1)
         let stats = report["last_stats"] as? [String: Any]
         XCTAssertGreaterThan(stats?["frames-out"] as? Int ?? 0, 0)
         XCTAssertGreaterThan(stats?["fps"] as? Double ?? 0, 0)
         XCTAssertEqual(report["got_eos"] as? Bool, true)
         XCTAssertEqual((report["errors"] as? [String])?.count, 0)
+    }
+
+    /// What both the Python and the Swift example report: the embedded model, N frames in
+    /// and out at the pushed size, and a second prompt that became active and changed the
+    /// picture (pencil, light grey, vs. neon, dark: far apart on 0-255 pixels).
+    private func assertEveryFrameRestyledAndThePromptSwitched(_ report: [String: Any], frames: Int, _ output: String,
+                                                             file: StaticString = #filePath, line: UInt = #line) {
+        assertEmbeddedModel(report)
+        XCTAssertEqual(report["frames_in"] as? Int, frames, file: file, line: line)
+        XCTAssertEqual(report["frames_out"] as? Int, frames, file: file, line: line)
+        XCTAssertEqual(report["sizes"] as? [String], ["128x96"], file: file, line: line)
+        XCTAssertEqual(report["second_prompt_active"] as? Bool, true, file: file, line: line)
+        XCTAssertGreaterThan(report["mean_colour_distance"] as? Double ?? 0, 30, output, file: file, line: line)
+        XCTAssertGreaterThan(report["mean_abs_frame_difference"] as? Double ?? 0, 20, output, file: file, line: line)
     }
 
     /// The C program, compiled here the way its header says: both pipelines (parse-launch
@@ -90,13 +97,7 @@ final class ExampleTests: XCTestCase {
                                currentDirectory: Repository.root, timeout: 120)
         XCTAssertEqual(r.status, 0, r.output)
         let report = try XCTUnwrap(Repository.report(r), r.output)
-        assertEmbeddedModel(report)
-        XCTAssertEqual(report["frames_in"] as? Int, 8)
-        XCTAssertEqual(report["frames_out"] as? Int, 8)
-        XCTAssertEqual(report["sizes"] as? [String], ["128x96"])
-        XCTAssertEqual(report["second_prompt_active"] as? Bool, true)
-        XCTAssertGreaterThan(report["mean_colour_distance"] as? Double ?? 0, 30, r.stdout)
-        XCTAssertGreaterThan(report["mean_abs_frame_difference"] as? Double ?? 0, 20, r.stdout)
+        assertEveryFrameRestyledAndThePromptSwitched(report, frames: 8, r.stdout)
         XCTAssertEqual(report["stats_frames_out"] as? Int, 8)
 
         for name in ["first-0", "second-3"] {
