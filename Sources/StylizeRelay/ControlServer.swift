@@ -160,7 +160,12 @@ struct FlyingFoxLog: FlyingSocks.Logging {
     func logDebug(_ debug: @autoclosure () -> String) { logger.trace("\(debug())") }
     func logInfo(_ info: @autoclosure () -> String) { logger.debug("\(info())") }
     func logWarning(_ warning: @autoclosure () -> String) { logger.warning("\(warning())") }
-    func logError(_ error: @autoclosure () -> String) { logger.error("\(error())") }
+    // Errors of single connections (a client hanging up, connections cancelled by stop())
+    // are not the relay's errors.
+    func logError(_ error: @autoclosure () -> String) {
+        let text = error()
+        if text.contains("CancellationError") { logger.debug("\(text)") } else { logger.notice("\(text)") }
+    }
     // Listening failures are thrown by start() and reported by the relay; stop() makes
     // run() end with a CancellationError that FlyingFox reports as critical.
     func logCritical(_ critical: @autoclosure () -> String) { logger.debug("\(critical())") }

@@ -28,6 +28,16 @@ public struct StatusReport: Codable, Equatable, Sendable {
             case lastFrameAgeSeconds = "last_frame_age_seconds"
             case lastError = "last_error"
         }
+
+        // Absent values are written as null, so every key is always there.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(state, forKey: .state)
+            try c.encode(reconnects, forKey: .reconnects)
+            try c.encode(lastFrameAgeSeconds, forKey: .lastFrameAgeSeconds)
+            try c.encode(lastError, forKey: .lastError)
+            try c.encode(description, forKey: .description)
+        }
     }
 
     public struct Served: Codable, Equatable, Sendable {
@@ -66,6 +76,23 @@ public struct StatusReport: Codable, Equatable, Sendable {
         case requestedPrompt = "requested_prompt"
         case promptEncodeSeconds = "prompt_encode_seconds"
         case uptimeSeconds = "uptime_seconds"
+    }
+
+    // Absent values are written as null, so every key is always there.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(fps, forKey: .fps)
+        try c.encode(latencyP50, forKey: .latencyP50)
+        try c.encode(latencyP95, forKey: .latencyP95)
+        try c.encode(framesOut, forKey: .framesOut)
+        try c.encode(skipped, forKey: .skipped)
+        try c.encode(activePrompt, forKey: .activePrompt)
+        try c.encode(requestedPrompt, forKey: .requestedPrompt)
+        try c.encode(promptEncodeSeconds, forKey: .promptEncodeSeconds)
+        try c.encode(clients, forKey: .clients)
+        try c.encode(source, forKey: .source)
+        try c.encode(served, forKey: .served)
+        try c.encode(uptimeSeconds, forKey: .uptimeSeconds)
     }
 
     public func json() -> Data {
