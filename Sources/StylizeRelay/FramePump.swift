@@ -54,6 +54,7 @@ final class FramePump: @unchecked Sendable {
     private let lock = NSLock()
     private var targets: [UnsafeMutablePointer<GstElement>] = []
     private var running = false
+    private var feeding = true
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
 
@@ -83,6 +84,15 @@ final class FramePump: @unchecked Sendable {
             return true
         }
         if removed { gst_object_unref(appsrc) }
+    }
+
+    /// Whether frames go to the targets. Off while nobody watches: the element then
+    /// idles instead of restyling for no one (the pipeline stays prepared and PLAYING, and
+    /// the encoder's next keyframe, at most a second after feeding resumes, lets a new
+    /// client start).
+    var isFeeding: Bool {
+        get { lock.withLock { feeding } }
+        set { lock.withLock { feeding = newValue } }
     }
 
     func start() {
@@ -118,7 +128,11 @@ final class FramePump: @unchecked Sendable {
                     logger.info("serving source frames")
                 }
             }
-            push(frame ?? gst_buffer_ref(slate))
+            if isFeeding {
+                push(frame ?? gst_buffer_ref(slate))
+            } else if let frame {
+                gst_buffer_unref(frame)
+            }
             next += interval
             // After a stall (a suspended process, a slow push) start afresh rather than
             // sending a burst of frames to catch up.

@@ -34,6 +34,7 @@ final class RTSPService: @unchecked Sendable {
     private var serverSource: UnsafeMutablePointer<GSource>?
     private var cleanupSource: guint = 0
     private var failure: String?
+    private var prepared = false
 
     /// Called once, from a GStreamer thread, when the served pipeline posts an ERROR.
     var onFailure: ((String) -> Void)?
@@ -113,7 +114,26 @@ final class RTSPService: @unchecked Sendable {
             g_object_unref(media)
             throw RelayError.servedPipelineFailed(reason: failureText ?? "the pipeline did not preroll")
         }
-        lock.withLock { heldMedia = media }
+        lock.withLock {
+            heldMedia = media
+            prepared = true
+        }
+        updateFeeding()
+    }
+
+    /// Feeds the served pipeline while it prepares (it needs frames to preroll) and while
+    /// any client is connected.
+    private func updateFeeding() {
+        let isPrepared = lock.withLock { prepared }
+        let feed = !isPrepared || status.snapshot().clients > 0
+        guard feed != pump.isFeeding else { return }
+        pump.isFeeding = feed
+        if feed {
+            logger.info("restyling resumes")
+        } else {
+            status.update { $0.fps = 0 }
+            logger.info("no clients: restyling pauses until one connects")
+        }
     }
 
     private var failureText: String? { lock.withLock { failure } }
@@ -230,7 +250,8 @@ final class RTSPService: @unchecked Sendable {
         case GST_MESSAGE_ERROR:
             let (text, debug) = parsedErrorMessage(message)
             let reason = "\(messageSourceName(message)): \(text)"
-            logger.error("served pipeline error: \(reason)", metadata: debug.map { ["debug": "\($0)"] })
+            logger.error("served pipeline error: \(reason)")
+            if let debug { logger.debug("served pipeline error detail: \(debug)") }
             let first = lock.withLock { () -> Bool in
                 defer { if failure == nil { failure = reason } }
                 return failure == nil
@@ -252,6 +273,7 @@ final class RTSPService: @unchecked Sendable {
         lock.withLock { clientAddresses[UnsafeMutableRawPointer(client)] = address }
         let n = status.clientCountChanged(by: 1)
         logger.info("client connected from \(address) (\(n) connected)")
+        updateFeeding()
         let me = Unmanaged.passUnretained(self).toOpaque()
         let closed: @convention(c) (UnsafeMutablePointer<GstRTSPClient>?, UnsafeMutableRawPointer?) -> Void = { client, data in
             guard let client, let data else { return }
@@ -264,5 +286,6 @@ final class RTSPService: @unchecked Sendable {
         let address = lock.withLock { clientAddresses.removeValue(forKey: UnsafeMutableRawPointer(client)) } ?? "?"
         let n = status.clientCountChanged(by: -1)
         logger.info("client from \(address) disconnected (\(n) connected)")
+        updateFeeding()
     }
 }

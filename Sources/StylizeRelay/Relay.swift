@@ -26,6 +26,10 @@ public final class Relay {
         for required in PipelineDescriptions.requiredElements(for: options.source) where !elementIsInstalled(required.element) {
             throw RelayError.missingElement(element: required.element, purpose: required.purpose, package: required.package)
         }
+        if case let .uri(uri) = options.source, let scheme = RelayOptions.scheme(of: uri),
+           gst_uri_protocol_is_supported(GST_URI_SRC, scheme) == 0 {
+            throw RelayError.invalidSource(description: uri, reason: "no installed GStreamer element reads \(scheme):// URIs")
+        }
         let encoder = try H264Encoder.choose(options.encoder, isInstalled: elementIsInstalled)
         let fallback = options.encoder == "auto" && encoder != H264Encoder.known[0]
         logger.info("H.264 encoder: \(encoder.factory)\(fallback ? " (\(H264Encoder.known[0].factory) is not installed)" : "")")

@@ -58,6 +58,20 @@ final class RelayCommandTests: XCTestCase {
         XCTAssertTrue(r.output.contains("nosuchelement_xyz"), r.output)
     }
 
+    func testAURISchemeNothingReadsIsAnError() throws {
+        let r = try run(["--source", "nosuchscheme://camera/1", "--port", "0", "--control-port", "0"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.output.contains("invalid source 'nosuchscheme://camera/1': no installed GStreamer element reads nosuchscheme:// URIs"), r.output)
+    }
+
+    /// A model the element cannot load fails the served pipeline at start, named.
+    func testAnUnloadableModelIsAnError() throws {
+        let r = try run(["--source-pipeline", "videotestsrc is-live=true", "--host", "127.0.0.1", "--port", "0",
+                         "--control-port", "0", "--model", "/nonexistent/relay-model"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.output.contains("the served pipeline failed: stylize: Could not load model '/nonexistent/relay-model'"), r.output)
+    }
+
     func testAnRTSPPortInUseIsAnError() throws {
         let port = occupiedPort()
         let r = try run(["--source-pipeline", "videotestsrc is-live=true", "--host", "127.0.0.1", "--port", String(port),

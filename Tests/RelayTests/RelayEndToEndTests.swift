@@ -142,8 +142,12 @@ final class RelayEndToEndTests: XCTestCase {
         XCTAssertGreaterThanOrEqual((s?["source"] as? [String: Any])?["reconnects"] as? Int ?? 0, 1)
         print("relay e2e: frames received: first \(first.frameCount), second \(second.frameCount)")
 
-        // 4. Clean shutdown on SIGTERM.
+        // 4. Clients leave: the relay counts them out and stops restyling for nobody.
         for c in clients { c.stop() }
+        XCTAssertTrue(waitUntil(10) { status(controlPort)?["clients"] as? Int == 0 }, "clients still counted")
+        XCTAssertTrue(waitUntil(2) { relay.log.contains("no clients: restyling pauses") })
+
+        // 5. Clean shutdown on SIGTERM.
         XCTAssertEqual(relay.stop(grace: 10), 0, "relay exit status after SIGTERM")
         XCTAssertTrue(relay.log.contains("stopped"))
     }
