@@ -23,51 +23,47 @@ public final class Relay {
         let plugin = try StylizePlugin.register(logger: logger)
         logger.info("stylize element from \(plugin)")
 
-        for required in PipelineDescriptions.requiredElements(for: options.source) where !elementIsInstalled(required.element) {
+        for required in PipelineDescriptions.requiredElements(for: options.source.spec) where !elementIsInstalled(required.element) {
             throw RelayError.missingElement(element: required.element, purpose: required.purpose, package: required.package)
         }
-        if case let .uri(uri) = options.source, let scheme = RelayOptions.scheme(of: uri),
+        if case let .uri(uri) = options.source.spec, let scheme = RelayOptions.scheme(of: uri),
            gst_uri_protocol_is_supported(GST_URI_SRC, scheme) == 0 {
             throw RelayError.invalidSource(description: uri, reason: "no installed GStreamer element reads \(scheme):// URIs")
         }
-        let encoder = try H264Encoder.choose(options.encoder, isInstalled: elementIsInstalled)
-        let fallback = options.encoder == "auto" && encoder != H264Encoder.known[0]
+        let encoder = try H264Encoder.choose(options.served.encoder, isInstalled: elementIsInstalled)
+        let fallback = options.served.encoder == "auto" && encoder != H264Encoder.known[0]
         logger.info("H.264 encoder: \(encoder.factory)\(fallback ? " (\(H264Encoder.known[0].factory) is not installed)" : "")")
 
-        let format = options.format
-        let sourceDescription = PipelineDescriptions.source(options.source, format: format, latencyMs: options.sourceLatency,
-                                                            transport: options.rtspTransport)
-        let shownSource: String
-        switch options.source {
-        case let .uri(uri): shownSource = uri
-        case let .pipeline(d): shownSource = d
-        }
-        let launch = PipelineDescriptions.served(format: format, stylize: options.stylize, encoder: encoder, kbps: options.bitrate)
+        let format = options.served.format
+        let sourceDescription = PipelineDescriptions.source(options.source.spec, format: format, latencyMs: options.source.latency,
+                                                            transport: options.source.rtspTransport)
+        let shownSource = options.source.shown
+        let launch = PipelineDescriptions.served(format: format, stylize: options.stylize, encoder: encoder, kbps: options.served.bitrate)
         logger.debug("served pipeline: \(launch)")
 
-        let displayHost = options.host == "0.0.0.0" ? "127.0.0.1" : options.host
+        let displayHost = options.served.host == "0.0.0.0" ? "127.0.0.1" : options.served.host
         let latest = LatestFrame()
         let status = RelayStatus(sourceDescription: shownSource,
                                  served: .init(url: "", width: format.width, height: format.height,
                                                framerate: format.framerate, encoder: encoder.factory),
                                  prompt: options.stylize.prompt)
         let source = SourceFeed(description: sourceDescription, latest: latest, status: status,
-                                timeout: options.sourceTimeout, maxDelay: options.maxReconnectDelay,
+                                timeout: options.source.timeout, maxDelay: options.source.maxReconnectDelay,
                                 logger: Logger(label: "stylize-relay.source"))
         try source.validate(shownAs: shownSource)
 
-        let pump = FramePump(format: format, latest: latest, slateAfter: options.slateAfter,
+        let pump = FramePump(format: format, latest: latest, slateAfter: options.source.slateAfter,
                              logger: Logger(label: "stylize-relay.pump"))
-        let rtsp = RTSPService(host: options.host, port: options.port, mount: options.mount, launch: launch,
+        let rtsp = RTSPService(host: options.served.host, port: options.served.port, mount: options.served.mount, launch: launch,
                                pump: pump, status: status, logger: Logger(label: "stylize-relay.rtsp"))
-        let port = try rtsp.listen(displayAddress: "\(options.host):\(options.port)")
-        let url = "rtsp://\(displayHost):\(port)\(options.mount)"
+        let port = try rtsp.listen(displayAddress: "\(options.served.host):\(options.served.port)")
+        let url = "rtsp://\(displayHost):\(port)\(options.served.mount)"
         status.update { $0.served.url = url }
 
-        let control = try ControlServer(host: options.controlHost, port: options.controlPort, status: status,
+        let control = try ControlServer(host: options.control.host, port: options.control.port, status: status,
                                         setPrompt: { rtsp.setPrompt($0) }, logger: Logger(label: "stylize-relay.control"))
         let controlPort = try control.start()
-        logger.info("control endpoint http://\(options.controlHost):\(controlPort) (GET /status, POST /prompt)")
+        logger.info("control endpoint http://\(options.control.host):\(controlPort) (GET /status, POST /prompt)")
 
         let context = g_main_context_default()
         loop = g_main_loop_new(context, 0)
@@ -87,7 +83,7 @@ public final class Relay {
             throw error
         }
         let seconds = String(format: "%.1f", monotonicSeconds() - started)
-        let everywhere = options.host == "0.0.0.0" ? "; listening on every interface" : ""
+        let everywhere = options.served.host == "0.0.0.0" ? "; listening on every interface" : ""
         logger.info("serving \(url) (\(format.width)x\(format.height) at \(format.framerate) fps) after \(seconds) s\(everywhere)")
 
         // From here SIGINT / SIGTERM stop the relay cleanly; before, they end the process

@@ -18,30 +18,54 @@ public enum SourceSpec: Equatable, Sendable {
     case pipeline(String)
 }
 
-/// Every option of `stylize-relay` (the command in Sources/stylize-relay adds only --help
-/// text). Parsed here, in the library, so the tests parse exactly what the command does.
+/// Every option of `stylize-relay`, in groups as --help shows them (the command in
+/// Sources/stylize-relay adds only the overview). Parsed here, in the library, so the
+/// tests parse exactly what the command does.
 public struct RelayOptions: ParsableArguments {
-    // MARK: source
+    @OptionGroup(title: "Source")
+    public var source: SourceOptions
 
+    @OptionGroup(title: "Served stream")
+    public var served: ServedOptions
+
+    @OptionGroup(title: "stylize element (the element's properties, as in gst-inspect-1.0 stylize)")
+    public var stylize: StylizeOptions
+
+    @OptionGroup(title: "Control endpoint and logs")
+    public var control: ControlOptions
+
+    public init() {}
+
+    /// "rtsp" for "rtsp://host/x"; nil when `uri` has no scheme.
+    static func scheme(of uri: String) -> String? {
+        guard let r = uri.range(of: "://"), r.lowerBound > uri.startIndex else { return nil }
+        let s = uri[..<r.lowerBound]
+        guard s.first!.isLetter, s.allSatisfy({ $0.isLetter || $0.isNumber || "+-.".contains($0) }) else { return nil }
+        return s.lowercased()
+    }
+}
+
+public struct SourceOptions: ParsableArguments {
     @Option(name: .customLong("source"),
             help: ArgumentHelp("Source URI: rtsp://, rtsps:// or rtspt:// (read with rtspsrc), or any URI uridecodebin reads (file://, http://).",
                                valueName: "uri"))
-    public var sourceURI: String?
+    public var uri: String?
 
     @Option(name: .customLong("source-pipeline"),
             help: ArgumentHelp("A GStreamer source description instead of --source, e.g. \"videotestsrc is-live=true\" or \"v4l2src device=/dev/video0\". Its output is converted and scaled to the served size.",
                                valueName: "description"))
-    public var sourcePipeline: String?
+    public var pipeline: String?
 
-    @Option(help: ArgumentHelp("Jitter buffer of an RTSP source, in milliseconds.", valueName: "ms"))
-    public var sourceLatency: UInt = 200
+    @Option(name: .customLong("source-latency"), help: ArgumentHelp("Jitter buffer of an RTSP source, in milliseconds.", valueName: "ms"))
+    public var latency: UInt = 200
 
     @Option(help: "Transport to an RTSP source: tcp (a drop is seen at once), udp, or auto (rtspsrc's order).")
     public var rtspTransport: RTSPTransport = .tcp
 
-    @Option(help: ArgumentHelp("Seconds without a frame after which the source counts as dropped (or as failed to connect) and is restarted.",
+    @Option(name: .customLong("source-timeout"),
+            help: ArgumentHelp("Seconds without a frame after which the source counts as dropped (or as failed to connect) and is restarted.",
                                valueName: "seconds"))
-    public var sourceTimeout: Double = 5
+    public var timeout: Double = 5
 
     @Option(help: ArgumentHelp("Longest wait between reconnection attempts; waits start at 0.25 s and double.", valueName: "seconds"))
     public var maxReconnectDelay: Double = 2
@@ -50,8 +74,36 @@ public struct RelayOptions: ParsableArguments {
                                valueName: "seconds"))
     public var slateAfter: Double = 1
 
-    // MARK: served stream
+    public init() {}
 
+    public mutating func validate() throws {
+        switch (uri, pipeline) {
+        case (nil, nil): throw ValidationError("give a source: --source URI or --source-pipeline DESCRIPTION")
+        case (.some, .some): throw ValidationError("give either --source or --source-pipeline, not both")
+        case let (uri?, nil):
+            guard RelayOptions.scheme(of: uri) != nil else {
+                throw ValidationError("--source '\(uri)' is not a URI (scheme://...); for a GStreamer description use --source-pipeline")
+            }
+        case let (nil, description?):
+            guard !description.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw ValidationError("--source-pipeline is empty")
+            }
+        }
+        guard timeout > 0 else { throw ValidationError("--source-timeout must be positive") }
+        guard maxReconnectDelay > 0 else { throw ValidationError("--max-reconnect-delay must be positive") }
+        guard slateAfter >= 0 else { throw ValidationError("--slate-after must not be negative") }
+    }
+
+    public var spec: SourceSpec {
+        if let uri { return .uri(uri) }
+        return .pipeline(pipeline ?? "")
+    }
+
+    /// As the user wrote it (for messages and /status).
+    public var shown: String { uri ?? pipeline ?? "" }
+}
+
+public struct ServedOptions: ParsableArguments {
     @Option(help: "Address the RTSP server listens on (0.0.0.0: every interface).")
     public var host: String = "0.0.0.0"
 
@@ -77,38 +129,9 @@ public struct RelayOptions: ParsableArguments {
                                valueName: "name"))
     public var encoder: String = "auto"
 
-    // MARK: element
-
-    @OptionGroup(title: "stylize element options (as in gst-inspect-1.0 stylize)")
-    public var stylize: StylizeOptions
-
-    // MARK: control and logs
-
-    @Option(help: "Address of the HTTP control endpoint (GET /status, POST /prompt); it has no authentication, so loopback by default.")
-    public var controlHost: String = "127.0.0.1"
-
-    @Option(help: "Port of the HTTP control endpoint (0: any free port, logged).")
-    public var controlPort: UInt16 = 8555
-
-    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
-    public var logLevel: String = "info"
-
     public init() {}
 
     public mutating func validate() throws {
-        switch (sourceURI, sourcePipeline) {
-        case (nil, nil): throw ValidationError("give a source: --source URI or --source-pipeline DESCRIPTION")
-        case (.some, .some): throw ValidationError("give either --source or --source-pipeline, not both")
-        case let (uri?, nil):
-            guard let scheme = Self.scheme(of: uri) else {
-                throw ValidationError("--source '\(uri)' is not a URI (scheme://...); for a GStreamer description use --source-pipeline")
-            }
-            _ = scheme
-        case let (nil, description?):
-            guard !description.trimmingCharacters(in: .whitespaces).isEmpty else {
-                throw ValidationError("--source-pipeline is empty")
-            }
-        }
         for (name, v) in [("--width", width), ("--height", height)] {
             guard (16...8192).contains(v), v % 2 == 0 else {
                 throw ValidationError("\(name) must be even and within 16-8192 (H.264 4:2:0), not \(v)")
@@ -122,28 +145,29 @@ public struct RelayOptions: ParsableArguments {
         guard encoder == "auto" || H264Encoder.known.contains(where: { $0.factory == encoder }) else {
             throw ValidationError("--encoder must be auto or one of \(H264Encoder.known.map(\.factory).joined(separator: ", ")), not '\(encoder)'")
         }
-        guard sourceTimeout > 0 else { throw ValidationError("--source-timeout must be positive") }
-        guard maxReconnectDelay > 0 else { throw ValidationError("--max-reconnect-delay must be positive") }
-        guard slateAfter >= 0 else { throw ValidationError("--slate-after must not be negative") }
+    }
+
+    public var format: ServedFormat { ServedFormat(width: width, height: height, framerate: framerate) }
+}
+
+public struct ControlOptions: ParsableArguments {
+    @Option(name: .customLong("control-host"),
+            help: "Address of the HTTP control endpoint (GET /status, POST /prompt); it has no authentication, so loopback by default.")
+    public var host: String = "127.0.0.1"
+
+    @Option(name: .customLong("control-port"), help: "Port of the HTTP control endpoint (0: any free port, logged).")
+    public var port: UInt16 = 8555
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
+    public var logLevel: String = "info"
+
+    public init() {}
+
+    public mutating func validate() throws {
         guard logLevelValue != nil else {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }
     }
 
-    public var source: SourceSpec {
-        if let sourceURI { return .uri(sourceURI) }
-        return .pipeline(sourcePipeline ?? "")
-    }
-
-    public var format: ServedFormat { ServedFormat(width: width, height: height, framerate: framerate) }
-
     public var logLevelValue: Logger.Level? { Logger.Level(rawValue: logLevel.lowercased()) }
-
-    /// "rtsp" for "rtsp://host/x"; nil when `uri` has no scheme.
-    static func scheme(of uri: String) -> String? {
-        guard let r = uri.range(of: "://"), r.lowerBound > uri.startIndex else { return nil }
-        let s = uri[..<r.lowerBound]
-        guard s.first!.isLetter, s.allSatisfy({ $0.isLetter || $0.isNumber || "+-.".contains($0) }) else { return nil }
-        return s.lowercased()
-    }
 }

@@ -32,7 +32,7 @@ struct StylizeRelayCommand: ParsableCommand {
     @OptionGroup var options: RelayOptions
 
     func run() throws {
-        let level = options.logLevelValue ?? .info
+        let level = options.control.logLevelValue ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level

@@ -105,6 +105,7 @@ final class RelayEndToEndTests: XCTestCase {
             XCTAssertEqual(c.frameSize?.height, Self.size, c.name)
         }
         XCTAssertEqual(status(controlPort)?["clients"] as? Int, 2)
+        XCTAssertFalse(relay.log.contains("second served pipeline"), "both clients share the one pipeline")
 
         // 2. A prompt change is active within 5 s.
         let posted = monotonicNow()
