@@ -3,18 +3,6 @@ import CGstRtspServer
 
 // Small bridges from Swift to GObject/GStreamer idioms that are macros or varargs in C.
 
-func asGObject(_ p: UnsafeMutableRawPointer) -> UnsafeMutablePointer<GObject> {
-    p.assumingMemoryBound(to: GObject.self)
-}
-
-func asElement(_ p: UnsafeMutableRawPointer) -> UnsafeMutablePointer<GstElement> {
-    p.assumingMemoryBound(to: GstElement.self)
-}
-
-func asGstObject(_ p: UnsafeMutableRawPointer) -> UnsafeMutablePointer<GstObject> {
-    p.assumingMemoryBound(to: GstObject.self)
-}
-
 /// g_signal_connect: `callback` is a @convention(c) function whose parameters match the
 /// signal's (instance first, user data last).
 @discardableResult
@@ -25,16 +13,12 @@ func connectSignal<Callback>(_ instance: UnsafeMutableRawPointer, _ signal: Stri
 
 /// g_object_set with a value written as gst-launch would (parsed to the property's type).
 func setObjectProperty(_ object: UnsafeMutableRawPointer, _ name: String, _ value: String) {
-    gst_util_set_object_arg(asGObject(object), name, value)
+    gst_util_set_object_arg(object.assumingMemoryBound(to: GObject.self), name, value)
 }
 
 /// The element named `name` inside `bin` (a new reference), if any.
 func childElement(_ bin: UnsafeMutablePointer<GstElement>, named name: String) -> UnsafeMutablePointer<GstElement>? {
     UnsafeMutableRawPointer(bin).withMemoryRebound(to: GstBin.self, capacity: 1) { gst_bin_get_by_name($0, name) }
-}
-
-func unrefObject(_ p: UnsafeMutableRawPointer?) {
-    if let p { gst_object_unref(p) }
 }
 
 /// The message of a GError, freeing it.
@@ -73,8 +57,4 @@ func elementIsInstalled(_ factory: String) -> Bool {
 
 extension gboolean {
     var isTrue: Bool { self != 0 }
-}
-
-extension Bool {
-    var gboolean: CGStreamer.gboolean { self ? 1 : 0 }
 }

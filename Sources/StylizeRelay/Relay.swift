@@ -20,20 +20,7 @@ public final class Relay {
 
     public func run() throws {
         gst_init(nil, nil)
-        let plugin = try StylizePlugin.register(logger: logger)
-        logger.info("stylize element from \(plugin)")
-
-        for required in PipelineDescriptions.requiredElements(for: options.source.spec) where !elementIsInstalled(required.element) {
-            throw RelayError.missingElement(element: required.element, purpose: required.purpose, package: required.package)
-        }
-        if case let .uri(uri) = options.source.spec, let scheme = RelayOptions.scheme(of: uri),
-           gst_uri_protocol_is_supported(GST_URI_SRC, scheme) == 0 {
-            throw RelayError.invalidSource(description: uri, reason: "no installed GStreamer element reads \(scheme):// URIs")
-        }
-        let encoder = try H264Encoder.choose(options.served.encoder, isInstalled: elementIsInstalled)
-        let fallback = options.served.encoder == "auto" && encoder != H264Encoder.known[0]
-        logger.info("H.264 encoder: \(encoder.factory)\(fallback ? " (\(H264Encoder.known[0].factory) is not installed)" : "")")
-
+        let encoder = try checkInstallation()
         let format = options.served.format
         let sourceDescription = PipelineDescriptions.source(options.source.spec, format: format, latencyMs: options.source.latency,
                                                             transport: options.source.rtspTransport)
@@ -100,6 +87,25 @@ public final class Relay {
         loop = nil
         if let failure = failureLock.withLock({ failure }) { throw failure }
         logger.info("stopped")
+    }
+
+    /// Everything the pipelines need is installed: the element (registered here), the
+    /// elements of both pipelines, something that reads the source URI, and an H.264
+    /// encoder, which is returned.
+    private func checkInstallation() throws -> H264Encoder {
+        let plugin = try StylizePlugin.register(logger: logger)
+        logger.info("stylize element from \(plugin)")
+        for required in PipelineDescriptions.requiredElements(for: options.source.spec) where !elementIsInstalled(required.element) {
+            throw RelayError.missingElement(element: required.element, purpose: required.purpose, package: required.package)
+        }
+        if case let .uri(uri) = options.source.spec, let scheme = RelayOptions.scheme(of: uri),
+           gst_uri_protocol_is_supported(GST_URI_SRC, scheme) == 0 {
+            throw RelayError.invalidSource(description: uri, reason: "no installed GStreamer element reads \(scheme):// URIs")
+        }
+        let encoder = try H264Encoder.choose(options.served.encoder, isInstalled: elementIsInstalled)
+        let fallback = options.served.encoder == "auto" && encoder != H264Encoder.known[0]
+        logger.info("H.264 encoder: \(encoder.factory)\(fallback ? " (\(H264Encoder.known[0].factory) is not installed)" : "")")
+        return encoder
     }
 
     /// Stops the main loop with `error` as the outcome (any thread).

@@ -38,12 +38,11 @@ final class SourceFeed: @unchecked Sendable {
     func validate(shownAs shown: String) throws {
         var error: UnsafeMutablePointer<GError>?
         let pipeline = gst_parse_launch_full(description, nil, GST_PARSE_FLAG_FATAL_ERRORS, &error)
-        if let pipeline { gst_object_unref(pipeline) }
+        defer { if let pipeline { gst_object_unref(pipeline) } }
         if let message = takeErrorMessage(error) {
             throw RelayError.invalidSource(description: shown, reason: message)
         }
-        guard let pipeline else { throw RelayError.invalidSource(description: shown, reason: "it does not parse") }
-        _ = pipeline
+        if pipeline == nil { throw RelayError.invalidSource(description: shown, reason: "it does not parse") }
     }
 
     func start() {

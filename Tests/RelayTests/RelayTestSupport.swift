@@ -73,7 +73,7 @@ final class ChildProcess {
     init(name: String, executable: String, arguments: [String], environment: [String: String]? = nil) throws {
         self.name = name
         logPath = NSTemporaryDirectory() + "relay-test-\(name)-\(UUID().uuidString).log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
