@@ -100,7 +100,7 @@ final class ControlServer: @unchecked Sendable {
     }
 
     func stop() {
-        Self.blockingAwait { [server] in await server.stop(timeout: 1) }
+        Self.blockingAwait { [server] in await server.stop(timeout: 0) }
         task?.cancel()
     }
 

@@ -79,8 +79,8 @@ public final class Relay {
         g_main_loop_run(loop)
 
         logger.info("shutting down")
-        control.stop()
         source.stop()
+        control.stop()
         rtsp.shutdown()
         pump.stop()
         g_main_loop_unref(loop)
