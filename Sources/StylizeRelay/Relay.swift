@@ -28,7 +28,9 @@ public final class Relay {
         let launch = PipelineDescriptions.served(format: format, stylize: options.stylize, encoder: encoder, kbps: options.served.bitrate)
         logger.debug("served pipeline: \(launch)")
 
-        let displayHost = options.served.host == "0.0.0.0" ? "127.0.0.1" : options.served.host
+        // The URL clients use (and the held media's key, which only counts port and path).
+        let host = options.served.host
+        let displayHost = ["0.0.0.0", "::"].contains(host) ? "127.0.0.1" : host.contains(":") ? "[\(host)]" : host
         let latest = LatestFrame()
         let status = RelayStatus(sourceDescription: shownSource,
                                  served: .init(url: "", width: format.width, height: format.height,
@@ -70,7 +72,7 @@ public final class Relay {
             throw error
         }
         let seconds = String(format: "%.1f", monotonicSeconds() - started)
-        let everywhere = options.served.host == "0.0.0.0" ? "; listening on every interface" : ""
+        let everywhere = ["0.0.0.0", "::"].contains(host) ? "; listening on every interface" : ""
         logger.info("serving \(url) (\(format.width)x\(format.height) at \(format.framerate) fps) after \(seconds) s\(everywhere)")
 
         // From here SIGINT / SIGTERM stop the relay cleanly; before, they end the process
