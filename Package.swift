@@ -23,9 +23,13 @@ let package = Package(
         .executable(name: "stylize-tool", targets: ["stylize-tool"]),
         // The GStreamer plugin: GST_PLUGIN_PATH=.build/release finds libgststylize.so.
         .library(name: "gststylize", type: .dynamic, targets: ["GstStylize"]),
+        // Restyles an RTSP (or any GStreamer) source and serves it over RTSP (README: RTSP relay).
+        .executable(name: "stylize-relay", targets: ["stylize-relay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         .systemLibrary(
@@ -49,6 +53,14 @@ let package = Package(
             pkgConfig: "gstreamer-check-1.0",
             providers: [.apt(["libgstreamer1.0-dev"])]
         ),
+        // gst-rtsp-server, plus appsrc/appsink (gstreamer-app) and GstRTSPConnection
+        // (gstreamer-rtsp), which its .pc file lists only as private requirements.
+        .systemLibrary(
+            name: "CGstRtspServer",
+            path: "Sources/CGstRtspServer",
+            pkgConfig: "gstreamer-rtsp-server-1.0",
+            providers: [.apt(["libgstrtspserver-1.0-dev"])]
+        ),
         .target(name: "StylizeCore", dependencies: ["COpenBLAS", "CSystem"], swiftSettings: numeric),
         .target(name: "StylizeModels", dependencies: ["StylizeCore"], swiftSettings: numeric),
         .target(name: "StylizeEngine", dependencies: ["StylizeModels", "CZlib", "CSystem"], swiftSettings: numeric),
@@ -63,6 +75,26 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: numeric
+        ),
+        // The RTSP relay: GStreamer-facing pieces in a library so the tests reach them, and
+        // a thin executable. It loads the `stylize` element as a plugin at run time.
+        .target(
+            name: "StylizeRelay",
+            dependencies: [
+                "CGStreamer",
+                "CGstRtspServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "FlyingFox", package: "FlyingFox"),
+            ]
+        ),
+        .executableTarget(
+            name: "stylize-relay",
+            dependencies: [
+                "StylizeRelay",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "StylizeCoreTests", dependencies: ["StylizeCore"]),
         .testTarget(
@@ -82,6 +114,13 @@ let package = Package(
         // the Python and C ones against the built plugin, and stage scripts/install.sh.
         .executableTarget(name: "stylize-embed-example", dependencies: ["StylizeEngine"], path: "examples/swift"),
         .testTarget(name: "EmbeddingTests", dependencies: ["stylize-embed-example", "StylizeEngine", "StylizeTestSupport"]),
+        // Unit tests of the relay's pieces and the end-to-end test (RTSP source → relay →
+        // two clients) with real processes; GstStylize is linked only to compare defaults.
+        .testTarget(
+            name: "RelayTests",
+            dependencies: ["StylizeRelay", "GstStylize", "CShims", "CGStreamer", "CGstRtspServer", "stylize-relay"],
+            exclude: ["rtsp-test-source.py"]
+        ),
     ],
     swiftLanguageModes: [.v5]
 )
