@@ -29,7 +29,7 @@ folder() {  # folder NAME: random weights for tools/configs/NAME
     fi
     echo "$M/$1"
 }
-field() { sed -nE "s/^$1 +([0-9.]+).*/\1/p" | head -1; }   # first number after a label
+field() { sed -nE "s#^$1 +([0-9.]+).*#\1#p" | head -1; }   # first number after a label
 
 rows=()
 row() {  # row LABEL TARGET_SPEEDUP TARGET_PEAK -- bench arguments
