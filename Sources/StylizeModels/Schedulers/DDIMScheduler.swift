@@ -93,9 +93,7 @@ public struct DDIMScheduler: Scheduler {
 // MARK: - Shared by the ᾱ-parameterised schedulers (DDIM, LCM, TCD)
 
 func alphaPredictionType(_ r: ConfigReader) throws -> PredictionType {
-    let name = try r.string("prediction_type", "epsilon")
-    guard let p = PredictionType(rawValue: name), p != .flow else { throw r.unsupported("prediction_type", name) }
-    return p
+    try PredictionType.read(r, allowed: [.epsilon, .vPrediction, .sample])
 }
 
 extension Scheduler {

@@ -24,12 +24,7 @@ public struct EulerAncestralDiscreteScheduler: Scheduler {
     public init(_ r: ConfigReader) throws {
         configFile = r.file
         table = try SigmaTable(r)
-        let prediction = try r.string("prediction_type", "epsilon")
-        switch prediction {
-        case "epsilon": predictionType = .epsilon
-        case "v_prediction": predictionType = .vPrediction
-        default: throw r.unsupported("prediction_type", prediction)
-        }
+        predictionType = try PredictionType.read(r, allowed: [.epsilon, .vPrediction])
         timestepSpacing = try TimestepSpacing(r, default: .linspace).rawValue
         stepsOffset = try r.int("steps_offset", 0)
     }

@@ -34,13 +34,7 @@ public struct EulerDiscreteScheduler: Scheduler {
     public init(_ r: ConfigReader) throws {
         configFile = r.file
         table = try SigmaTable(r)
-        let prediction = try r.string("prediction_type", "epsilon")
-        switch prediction {
-        case "epsilon": predictionType = .epsilon
-        case "v_prediction": predictionType = .vPrediction
-        case "sample", "original_sample": predictionType = .sample
-        default: throw r.unsupported("prediction_type", prediction)
-        }
+        predictionType = try PredictionType.read(r, allowed: [.epsilon, .vPrediction, .sample], originalSampleAlias: true)
         let spacing = try TimestepSpacing(r, default: .linspace)
         timestepSpacing = spacing.rawValue
         stepsOffset = try r.int("steps_offset", 0)

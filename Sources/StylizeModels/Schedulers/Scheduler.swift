@@ -81,6 +81,15 @@ public enum PredictionType: String, Sendable, CaseIterable {
     case sample
     /// Velocity v = noise − x₀ of rectified flow (flow-matching schedulers only).
     case flow
+
+    /// The config's `prediction_type` (default "epsilon"), one of `allowed`; "original_sample"
+    /// is read as `sample` where `sample` is allowed and `originalSampleAlias` is set.
+    static func read(_ r: ConfigReader, allowed: [PredictionType], originalSampleAlias: Bool = false) throws -> PredictionType {
+        let name = try r.string("prediction_type", "epsilon")
+        let parsed = name == "original_sample" && originalSampleAlias ? .sample : PredictionType(rawValue: name)
+        guard let p = parsed, allowed.contains(p) else { throw r.unsupported("prediction_type", name) }
+        return p
+    }
 }
 
 /// Extra inputs to `setTimesteps` that only some schedulers take, as in diffusers'
