@@ -15,7 +15,8 @@ must be <= 1.5x that of the reference transform on the same frames.
         [--photos N] [--temporal-frames 60] [--out out/nano-eval]
 
 --engine torch runs the same 1-step pipeline in PyTorch (diffusers + transformers), to
-test this script and to compare with the Swift engine.
+test this script and to compare with the Swift engine. --checkpoint runs/nano/checkpoint.pt
+previews a training run in progress (torch engine).
 Exit status 1 when an acceptance threshold fails (ID >= 90%, PSNR >= 20 dB, unseen
 paraphrases within 2 dB, temporal ratio <= 1.5).
 """
@@ -152,6 +153,18 @@ def temporal(engine, img, frames: int, seed: int = 1):
     return res
 
 
+def export_checkpoint(path: str, folder: str) -> str:
+    import torch
+    import model as nano
+    tok = nano.build_tokenizer()
+    vae, unet, te = nano.build_models(tok, 0)
+    ck = torch.load(path, weights_only=False)
+    vae.load_state_dict(ck["vae"]); unet.load_state_dict(ck["unet"]); te.load_state_dict(ck["te"])
+    print(f"checkpoint {path}: stage {ck['state']['stage']}, step {ck['state']['step']}")
+    nano.write_folder(folder, vae.eval(), unet.eval(), te.eval(), tok)
+    return folder
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="models/nano")
@@ -163,8 +176,12 @@ def main():
     ap.add_argument("--temporal-frames", type=int, default=60, help="0 skips the temporal check")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="out/nano-eval")
+    ap.add_argument("--checkpoint", help="evaluate a training checkpoint (train.py's checkpoint.pt) instead: "
+                    "it is exported to --out/checkpoint-folder and run with --engine torch (mid-run previews)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    if a.checkpoint:
+        a.model, a.engine = export_checkpoint(a.checkpoint, os.path.join(a.out, "checkpoint-folder")), "torch"
     engine = (SwiftEngine(a.model, a.tool, a.out, a.seed) if a.engine == "swift" else TorchEngine(a.model, a.seed))
     photos = load_photos(a.size, a.photos)
     print(f"{len(photos)} held-out photos at {a.size}x{a.size}: {', '.join(n for n, _ in photos)}; engine {a.engine}")
