@@ -59,10 +59,15 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
     public static func processWaitingForPrompt(_ engine: StylizeEngine, _ frames: Tensor, settings: StylizeSettings,
                                                timeout: TimeInterval = 600) throws -> Tensor {
         let wanted = settings.prompt.isEmpty ? engine.model.config.defaultPrompt : settings.prompt
+        // Already active before the pass starts: this pass uses it.
+        if engine.lock.withLock({ engine.service })?.current()?.prompt == wanted {
+            return try engine.process(frames, settings: settings)
+        }
         // One pass offers the frame (vision-aware encoders need it) and requests the prompt.
+        // Its output is never returned: the prompt may become active while it runs, after
+        // the pass has taken the previous conditioning.
         let first = try engine.process(frames, settings: settings)
         guard let service = engine.lock.withLock({ engine.service }) else { return first }
-        if service.current()?.prompt == wanted { return first }
         let deadline = Date(timeIntervalSinceNow: timeout)
         while service.current()?.prompt != wanted {
             guard Date() < deadline else {

@@ -38,8 +38,10 @@ struct Bench: ParsableCommand {
     var repeats: Int = 3
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
-    @Option(help: "element: frames to run (after one warm-up batch).")
+    @Option(help: "element: frames to run (after two warm-up batches).")
     var frames: Int = 96
+    @Option(help: "element: frames between re-encodings of the prompt with a fresh frame on the side thread (0: the encoder stays idle).")
+    var refreshInterval: Int = 30
     @Flag(help: "Also print where one call's time goes, per kind of operation.")
     var profile = false
     @Flag(help: "Keep every 3x3 convolution on im2col + sgemm (no Winograd), for A/B runs.")
@@ -71,7 +73,8 @@ struct Bench: ParsableCommand {
                 Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
             }
             if component == .element {
-                try ElementBench.run(model: model, width: width, height: height, batch: batch, frames: frames)
+                try ElementBench.run(model: model, width: width, height: height, batch: batch, frames: frames,
+                                     refreshInterval: refreshInterval)
                 return
             }
             let call: () throws -> Void

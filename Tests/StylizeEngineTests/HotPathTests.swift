@@ -7,9 +7,32 @@ import StylizeTestSupport
 /// The per-frame path must not allocate from the OS once warm: processing more batches
 /// neither grows the allocator's heap nor faults in fresh pages (HeapProbe).
 final class HotPathTests: XCTestCase {
+    private let nano = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("models/nano").path
+
+    /// contact-sheet switches prompts on one engine; each tile must be what a fresh engine
+    /// started with that prompt gives (a fast encoder once made tiles lag a style behind).
+    func testSwitchingPromptsGivesEachPromptsOwnOutput() throws {
+        let frames = TinyModelFolder.frames(1, 64, 64)
+        let shared = try StylizeEngine(modelPath: nano)
+        let prompts = shared.model.config.styles.compactMap(\.prompts.first)
+        XCTAssertGreaterThanOrEqual(prompts.count, 3)
+        var settings = StylizeSettings()
+        settings.prompt = prompts[0]
+        try shared.start(settings: settings)
+        defer { shared.stop() }
+        for prompt in prompts {
+            settings.prompt = prompt
+            let switched = try StylizeEngine.processWaitingForPrompt(shared, frames, settings: settings)
+            let fresh = try StylizeEngine(modelPath: nano)
+            try fresh.start(settings: settings)
+            let alone = try StylizeEngine.processWaitingForPrompt(fresh, frames, settings: settings)
+            fresh.stop()
+            XCTAssertLessThan(switched.maxAbsDifference(alone), 1e-4, "'\(prompt)' after a switch")
+        }
+    }
+
     func testEmbeddedModelProcessesBatchesWithoutHeapGrowthOrPageFaultsAfterWarmUp() throws {
-        let nano = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("models/nano").path
         let engine = try StylizeEngine(modelPath: nano)
         var settings = StylizeSettings()
         settings.prompt = engine.model.config.defaultPrompt
@@ -23,7 +46,9 @@ final class HotPathTests: XCTestCase {
         let before = HeapProbe.snapshot()
         for _ in 0..<4 { _ = try engine.process(frames, settings: settings) }
         let delta = HeapProbe.snapshot().since(before)
-        XCTAssertEqual(delta.heapGrowth, 0, "the heap grew on the hot path")
+        // ≤ 0: a side thread of an engine stopped earlier in this process may still return
+        // memory to the OS meanwhile; growth is what the hot path must not cause.
+        XCTAssertLessThanOrEqual(delta.heapGrowth, 0, "the heap grew on the hot path")
         // A handful of faults can come from the runtime (thread stacks, XCTest); fresh
         // activation buffers would be hundreds per batch (256² × 16 channels = 1 MB each).
         XCTAssertLessThan(delta.minorFaults, 16, "fresh pages touched on the hot path")

@@ -28,7 +28,7 @@ import styles  # noqa: E402
 
 # ----------------------------------------------------------------------------- configs
 
-LATENT_CHANNELS = 8
+LATENT_CHANNELS = 16
 AE_CHANNELS = 16
 
 VAE_CONFIG = dict(

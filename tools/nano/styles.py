@@ -86,20 +86,24 @@ def watercolor(img):
 
 
 def pencil(img):
-    gray, _ = cv2.pencilSketch(img, sigma_s=60, sigma_r=0.07, shade_factor=0.05)
-    return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+    g = _gray(img).astype(np.float32)
+    blur = cv2.GaussianBlur(255 - g, (0, 0), 6)
+    dodge = np.clip(g * 255 / np.maximum(255 - blur, 1), 0, 255) / 255
+    out = cv2.GaussianBlur(dodge ** 2.2, (0, 0), 0.8)
+    return cv2.cvtColor(_u8(out), cv2.COLOR_GRAY2RGB)
 
 
 def cartoon(img):
     smooth = img
-    for _ in range(2):
-        smooth = cv2.bilateralFilter(smooth, 7, 50, 7)
-    q = 48  # colour quantisation step
-    flat = (smooth.astype(np.int32) // q) * q + q // 2
-    flat = np.clip(flat, 0, 255).astype(np.uint8)
-    g = cv2.medianBlur(_gray(img), 5)
-    edges = cv2.adaptiveThreshold(g, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 9, 5)
-    return (flat * (edges[..., None] > 0)).astype(np.uint8)
+    for _ in range(3):
+        smooth = cv2.bilateralFilter(smooth, 9, 60, 9)
+    q = 48
+    flat = ((smooth.astype(np.int32) // q) * q + q // 2).clip(0, 255).astype(np.uint8)
+    flat = cv2.medianBlur(flat, 5)
+    g = cv2.GaussianBlur(_gray(smooth), (0, 0), 1.5)
+    edges = cv2.Canny(g, 40, 90)
+    edges = cv2.GaussianBlur(cv2.dilate(edges, np.ones((2, 2), np.uint8)).astype(np.float32) / 255, (0, 0), 0.8)
+    return _u8(_f(flat) * (1 - np.clip(edges * 1.5, 0, 1))[..., None])
 
 
 def sepia(img):
@@ -109,36 +113,36 @@ def sepia(img):
 
 
 def ink(img):
-    g = cv2.GaussianBlur(_gray(img), (5, 5), 0)
-    lines = cv2.adaptiveThreshold(g, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, 15, 10)
-    dark = (g < 60).astype(np.uint8) * 255  # solid blacks in the shadows
-    out = np.where(dark > 0, 0, lines).astype(np.uint8)
-    return cv2.cvtColor(out, cv2.COLOR_GRAY2RGB)
+    g = cv2.GaussianBlur(_gray(img), (0, 0), 1.5).astype(np.float32)
+    local = cv2.GaussianBlur(g, (0, 0), 8)
+    t = 1 / (1 + np.exp(-(g - local + 8) / 4))
+    t = t * np.clip((g - 50) / 20, 0, 1)
+    return cv2.cvtColor(_u8(cv2.GaussianBlur(t, (0, 0), 0.8)), cv2.COLOR_GRAY2RGB)
 
 
 def neon(img):
-    blur = cv2.GaussianBlur(img, (5, 5), 0)
+    blur = cv2.GaussianBlur(img, (0, 0), 1.5)
     g = _f(_gray(blur))
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
-    mag = np.clip((np.sqrt(gx * gx + gy * gy) - 0.08) * 2.5, 0, 1)
+    mag = np.clip((np.sqrt(gx * gx + gy * gy) - 0.06) * 3.0, 0, 1)
     colour = _f(_saturate(img, 3.0))
     colour = colour / np.maximum(colour.max(-1, keepdims=True), 0.2)
-    edges = colour * mag[..., None]
-    glow = cv2.GaussianBlur(edges, (0, 0), 3)
-    return _u8(np.clip(edges + 1.2 * glow, 0, 1))
+    edges = cv2.GaussianBlur(colour * mag[..., None], (0, 0), 0.8)
+    glow = cv2.GaussianBlur(edges, (0, 0), 4)
+    return _u8(np.clip(edges + 1.5 * glow, 0, 1))
 
 
 def popart(img):
-    sat = _saturate(img, 1.8)
-    levels = 3
-    f = _f(sat)
-    post = np.round(f * (levels - 1)) / (levels - 1)
-    return _u8(post)
+    sat = _saturate(cv2.bilateralFilter(img, 9, 60, 9), 1.8)
+    f = _f(cv2.GaussianBlur(sat, (0, 0), 1.0))
+    post = np.round(f * 2) / 2
+    return _u8(cv2.GaussianBlur(post, (0, 0), 0.8))
 
 
-def hdr(img):
-    return cv2.detailEnhance(img, sigma_s=10, sigma_r=0.15)
+def thermal(img):
+    g = cv2.GaussianBlur(_gray(img), (0, 0), 1.2)
+    return cv2.cvtColor(cv2.applyColorMap(g, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
 
 
 # name -> (function, key phrases (with article), description)
@@ -150,19 +154,19 @@ STYLES: dict[str, dict] = {
     "watercolor": dict(fn=watercolor, keys=["a watercolor painting", "watercolour", "watercolor"],
                        ref="cv2.stylization(sigma_s=60, sigma_r=0.45), 15% paper wash"),
     "pencil": dict(fn=pencil, keys=["a pencil sketch", "pencil drawing", "graphite sketch"],
-                   ref="cv2.pencilSketch(sigma_s=60, sigma_r=0.07, shade_factor=0.05), grey output"),
+                   ref="colour-dodge sketch: luma / (1 - blur(inverted luma, sigma 6)), gamma 2.2, blur sigma 0.8"),
     "cartoon": dict(fn=cartoon, keys=["a cartoon", "cartoon", "animated cartoon"],
-                    ref="2x bilateral(7, 50, 7) + quantisation step 48 + adaptive-threshold black edges"),
+                    ref="3x bilateral(9, 60, 9) + quantisation step 48 + median 5 + soft dark Canny edges"),
     "sepia": dict(fn=sepia, keys=["a sepia photo", "sepia tone", "old sepia photograph"],
                   ref="classic sepia colour matrix"),
     "ink": dict(fn=ink, keys=["an ink drawing", "black and white comic ink", "pen and ink"],
-                ref="blur 5x5 + adaptive Gaussian threshold (15, 10) + solid blacks below luma 60"),
+                ref="soft local threshold of blurred luma (sigmoid, local mean sigma 8) + solid blacks below luma 50-70"),
     "neon": dict(fn=neon, keys=["neon glow", "glowing neon lines", "neon"],
-                 ref="Sobel magnitude (-0.08, x2.5) coloured by the saturated image + Gaussian glow on black"),
+                 ref="Sobel magnitude of the blurred image coloured by the saturated image + Gaussian glow on black"),
     "popart": dict(fn=popart, keys=["pop art", "a pop art poster", "posterized pop art"],
-                   ref="saturation x1.8 + 3-level posterisation per channel"),
-    "hdr": dict(fn=hdr, keys=["an HDR photo", "high dynamic range", "hdr detail enhanced"],
-                ref="cv2.detailEnhance(sigma_s=10, sigma_r=0.15)"),
+                   ref="bilateral + saturation x1.8 + 3-level posterisation per channel, softened"),
+    "thermal": dict(fn=thermal, keys=["a thermal camera image", "thermal imaging", "infrared heat map"],
+                    ref="luma, Gaussian blur sigma 1.2, through the inferno colour map"),
 }
 STYLE_NAMES = list(STYLES)
 
