@@ -7,7 +7,7 @@
 Folder layout (DESIGN.md "Model folders", the format the Swift engine loads):
     model_index.json, stylize.json
     unet/         diffusers UNet2DConditionModel, concat-channels edit U-Net (2L in, L out)
-    vae/          diffusers AutoencoderTiny, 16 channels, /8, 8 latent channels
+    vae/          diffusers AutoencoderTiny, 16 channels, /8, 16 latent channels
     text_encoder/ transformers Qwen3VLModel (language_model.*, visual.*) + preprocessor_config.json
     tokenizer/    byte-level BPE tokenizer.json in Qwen2 format + tokenizer_config.json
     scheduler/    DDIMScheduler, trailing, prediction_type "sample" (1 step returns x0)
