@@ -28,19 +28,6 @@ final class LoadingErrorTests: XCTestCase {
         return path
     }
 
-    private func assertThrows(_ body: @autoclosure () throws -> Any, contains fragments: [String],
-                              file: StaticString = #filePath, line: UInt = #line) {
-        do {
-            _ = try body()
-            XCTFail("expected an error containing \(fragments)", file: file, line: line)
-        } catch {
-            let message = "\(error)"
-            for f in fragments {
-                XCTAssertTrue(message.contains(f), "'\(message)' does not mention '\(f)'", file: file, line: line)
-            }
-        }
-    }
-
     func testValidHandWrittenFileReadsBack() throws {
         let path = try rawFile("ok.safetensors",
                                header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"format":"pt"}}"#,

@@ -244,19 +244,6 @@ final class SchedulerTests: XCTestCase {
 
     // MARK: - Errors name the file and the value
 
-    private func assertThrows(_ body: @autoclosure () throws -> Any, contains fragments: [String],
-                              file: StaticString = #filePath, line: UInt = #line) {
-        do {
-            _ = try body()
-            XCTFail("expected an error containing \(fragments)", file: file, line: line)
-        } catch {
-            let message = "\(error)"
-            for f in fragments {
-                XCTAssertTrue(message.contains(f), "'\(message)' does not mention '\(f)'", file: file, line: line)
-            }
-        }
-    }
-
     func testUnknownClassNameIsNamed() throws {
         let path = try config(#"{"_class_name": "PNDMScheduler"}"#)
         assertThrows(try SchedulerFactory.make(configFile: path), contains: [path, "_class_name", "PNDMScheduler", "EulerDiscreteScheduler"])
