@@ -104,7 +104,9 @@ let package = Package(
         ),
         // Builds tiny, complete model folders for engine and element tests.
         .target(name: "StylizeTestSupport", dependencies: ["StylizeEngine"], path: "Tests/StylizeTestSupport"),
-        .testTarget(name: "StylizeEngineTests", dependencies: ["StylizeEngine", "StylizeTestSupport", "CSystem"]),
+        // Counts malloc calls process-wide for HotPathTests (it defines malloc; tests only).
+        .target(name: "CMallocCounter", path: "Tests/CMallocCounter"),
+        .testTarget(name: "StylizeEngineTests", dependencies: ["StylizeEngine", "StylizeTestSupport", "CSystem", "CMallocCounter"]),
         .testTarget(
             name: "GstStylizeTests",
             dependencies: ["GstStylize", "CShims", "CGStreamer", "CGstCheck", "StylizeEngine", "StylizeCore", "StylizeTestSupport"]

@@ -352,7 +352,6 @@ final class StylizeElement {
             let s = settingsLock.withLock { settings }
             if s.threads > 0 {
                 ThreadBudget.threads = s.threads
-                BLAS.threads = s.threads
             }
             batcher.batchSize = s.batchSize
             batcher.maxBatchWait = s.maxBatchWaitSeconds

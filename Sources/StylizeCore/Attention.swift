@@ -36,7 +36,7 @@ public enum MultiHeadAttention {
         var out = Tensor(uninitialized: [b, tq, outDim])
         // Bound the score buffer to 4M floats (16 MB) by splitting queries.
         let chunk = max(1, min(tq, (4 << 20) / max(1, tk)))
-        var scores = [Float](unsafeUninitializedCapacity: chunk * tk) { _, c in c = chunk * tk }
+        var scores = TensorBuffer(uninitializedCount: chunk * tk)
         let biasData = keyBias?.data ?? []
         if let keyBias { precondition(keyBias.count == b * tk, "attention: key bias \(keyBias.shape) is not [\(b), \(tk)]") }
         biasData.withUnsafeBufferPointer { biasBuf in

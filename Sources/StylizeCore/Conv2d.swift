@@ -117,7 +117,7 @@ public struct Conv2dKernel: Sendable {
                     } else {
                         // Bound the patch buffer (≈ 32 MB) so large frames don't balloon memory.
                         let chunkRows = max(ow, min(rows, (8 << 20) / max(1, k)))
-                        var patches = [Float](unsafeUninitializedCapacity: chunkRows * k) { _, c in c = chunkRows * k }
+                        var patches = TensorBuffer(uninitializedCount: chunkRows * k)
                         patches.withUnsafeMutableBufferPointer { pbuf in
                             var start = 0
                             while start < rows {

@@ -2,11 +2,10 @@
 import CSystem
 #endif
 
-/// What "no allocation on the hot path" is checked with: after warm-up, processing more
-/// frames must neither grow the memory the allocator holds from the OS nor touch fresh
-/// pages. Per-op tensors are still malloc'd and freed, but glibc hands the same blocks
-/// back (MemoryTuning keeps them in the heap), so the steady state costs no system
-/// calls and no page faults.
+/// The OS-level half of "no allocation on the hot path" (TensorBufferPool's statistics
+/// are the other half: no tensor or scratch buffer is malloc'd after warm-up): processing
+/// more frames must neither grow the memory the allocator holds from the OS nor touch
+/// fresh pages.
 public struct HeapProbe: Sendable {
     public let heapBytes: Int
     public let minorFaults: Int

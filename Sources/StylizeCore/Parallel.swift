@@ -1,9 +1,31 @@
 import Foundation
 
-/// The thread budget for Swift-side kernels (element-wise ops, im2col, softmax).
-/// GEMMs use OpenBLAS's own threads; see `BLAS.threads`.
+/// The one thread budget of the engine: Swift kernels (element-wise ops, im2col,
+/// softmax) and GEMMs (`BLAS.sgemm` splits large products itself; OpenBLAS runs
+/// single-threaded) both run on at most `threads` threads, and never at once.
 public enum ThreadBudget {
     nonisolated(unsafe) public static var threads: Int = max(1, min(8, ProcessInfoCores.count))
+
+    /// Threads the calling thread may use: `threads`, or 1 inside `serially`.
+    @inline(__always)
+    public static var available: Int { pthread_getspecific(serialKey) == nil ? threads : 1 }
+
+    /// Runs `body` with every kernel and GEMM on the calling thread alone: for the
+    /// conditioning side thread, whose priority would not carry over to pool threads.
+    public static func serially<R>(_ body: () throws -> R) rethrows -> R {
+        let was = pthread_getspecific(serialKey)
+        pthread_setspecific(serialKey, UnsafeRawPointer(bitPattern: 1))
+        defer { pthread_setspecific(serialKey, was) }
+        return try body()
+    }
+
+    private static let serialKey: pthread_key_t = {
+        var key = pthread_key_t()
+        // Not inside precondition(): -Ounchecked builds drop its condition, call included.
+        let status = pthread_key_create(&key, nil)
+        if status != 0 { fatalError("ThreadBudget: pthread_key_create failed (\(status))") }
+        return key
+    }()
 }
 
 enum ProcessInfoCores {
@@ -20,7 +42,7 @@ enum ProcessInfoCores {
 /// concurrently. Small jobs run inline: waking threads costs more than it saves.
 @inline(__always)
 public func parallelRanges(_ count: Int, minPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
-    let parts = min(ThreadBudget.threads, max(1, count / max(1, minPerThread)))
+    let parts = min(ThreadBudget.available, max(1, count / max(1, minPerThread)))
     if parts <= 1 {
         body(0..<count)
         return

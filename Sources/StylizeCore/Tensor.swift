@@ -6,25 +6,27 @@
 /// `fromNCHW` / `toNCHW` convert there.
 public struct Tensor: Sendable {
     public var shape: [Int]
-    public var data: [Float]
+    public var data: TensorBuffer
 
-    public init(shape: [Int], data: [Float]) {
+    public init(shape: [Int], data: TensorBuffer) {
         precondition(shape.reduce(1, *) == data.count, "Tensor: shape \(shape) does not match \(data.count) values")
         self.shape = shape
         self.data = data
     }
 
+    public init(shape: [Int], data: [Float]) {
+        self.init(shape: shape, data: TensorBuffer(data))
+    }
+
     public init(zeros shape: [Int]) {
         self.shape = shape
-        self.data = [Float](repeating: 0, count: shape.reduce(1, *))
+        self.data = TensorBuffer(repeating: 0, count: shape.reduce(1, *))
     }
 
     /// Storage that the caller promises to overwrite completely.
     public init(uninitialized shape: [Int]) {
-        _ = MemoryTuning.configured
-        let count = shape.reduce(1, *)
         self.shape = shape
-        self.data = [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+        self.data = TensorBuffer(uninitializedCount: shape.reduce(1, *))
     }
 
     public var count: Int { data.count }

@@ -96,8 +96,8 @@ struct WinogradPlan: Sendable {
         let total = n * tilesPerImage
         let chunk = min(total, max(Self.minChunkTiles, Self.bufferFloats / (a2 * (cin + cout))))
         var out = Tensor(uninitialized: [n, oh, ow, cout])
-        var v = [Float](unsafeUninitializedCapacity: a2 * chunk * cin) { _, c in c = a2 * chunk * cin }
-        var prod = [Float](unsafeUninitializedCapacity: a2 * chunk * cout) { _, c in c = a2 * chunk * cout }
+        var v = TensorBuffer(uninitializedCount: a2 * chunk * cin)
+        var prod = TensorBuffer(uninitializedCount: a2 * chunk * cout)
         let geometry = TileGeometry(h: h, w: w, oh: oh, ow: ow, tilesW: tilesW, tilesPerImage: tilesPerImage,
                                     padTop: padTop, padLeft: padLeft)
         x.data.withUnsafeBufferPointer { src in

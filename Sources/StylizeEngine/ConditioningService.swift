@@ -161,6 +161,10 @@ public final class ConditioningService: @unchecked Sendable {
 
     private func loop() {
         lowerThreadPriority()
+        ThreadBudget.serially { encodeUntilStopped() }
+    }
+
+    private func encodeUntilStopped() {
         while true {
             condition.lock()
             while running && pending.isEmpty { condition.wait() }
@@ -218,8 +222,9 @@ public final class ConditioningService: @unchecked Sendable {
 
 /// The side path yields the cores to the main path: measured here, two threads calling
 /// OpenBLAS concurrently each get about half the machine, so without this a 2-second
-/// encoder call would halve the frame rate for 2 seconds. At nice +10 it takes the time
-/// the main path leaves idle (its own GEMMs still borrow OpenBLAS's shared pool threads).
+/// encoder call would halve the frame rate for 2 seconds. At nice +10, and serial (its
+/// GEMMs and kernels stay on this thread, see `ThreadBudget.serially`), it takes the
+/// time the main path leaves idle.
 private func lowerThreadPriority() {
     #if os(Linux)
     _ = stylize_set_thread_nice(10)

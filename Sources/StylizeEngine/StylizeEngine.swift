@@ -143,7 +143,7 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         var referenceIsPrevious = reference.output != nil   // the reference is from an earlier batch
         var referenceIndex: Int? = nil
         for i in 0..<b {
-            let frame = Array(frames.data[(i * perFrame)..<((i + 1) * perFrame)])
+            let frame = TensorBuffer(frames.data[(i * perFrame)..<((i + 1) * perFrame)])
             if settings.similaritySkip > 0, let r = reference.input, r.count == perFrame,
                referenceIsPrevious || referenceIndex != nil,
                meanAbsDifference(frame, r.data) / 2 < settings.similaritySkip {
@@ -159,7 +159,7 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         var out = Tensor(uninitialized: frames.shape)
         if !compute.isEmpty {
             let batch = Tensor(shape: [compute.count, frames.h, frames.w, frames.c],
-                               data: compute.flatMap { Array(frames.data[($0 * perFrame)..<(($0 + 1) * perFrame)]) })
+                               data: TensorBuffer(compute.flatMap { frames.data[($0 * perFrame)..<(($0 + 1) * perFrame)] }))
             let result = try stylizer.process(batch, conditioning: conditioning.tensor, settings: settings,
                                               frameIndices: compute.map { first + $0 })
             for (k, i) in compute.enumerated() {
@@ -167,11 +167,11 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
             }
         }
         for i in 0..<b where source[i] != i {
-            let data = source[i].map { Array(out.data[($0 * perFrame)..<(($0 + 1) * perFrame)]) } ?? reference.output!.data
+            let data = source[i].map { TensorBuffer(out.data[($0 * perFrame)..<(($0 + 1) * perFrame)]) } ?? reference.output!.data
             out.data.replaceSubrange((i * perFrame)..<((i + 1) * perFrame), with: data)
         }
         if let last = compute.last {
-            reference.output = Tensor(shape: [perFrame], data: Array(out.data[(last * perFrame)..<((last + 1) * perFrame)]))
+            reference.output = Tensor(shape: [perFrame], data: TensorBuffer(out.data[(last * perFrame)..<((last + 1) * perFrame)]))
         }
         finishBatch(started: t0, frames: b, skipped: source.enumerated().filter { $0.element != $0.offset }.count,
                     reference: (reference.input, reference.output))
@@ -192,7 +192,7 @@ extension StylizeEngine {
     }
 }
 
-func meanAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
+func meanAbsDifference(_ a: TensorBuffer, _ b: TensorBuffer) -> Float {
     var s: Float = 0
     for i in 0..<min(a.count, b.count) { s += abs(a[i] - b[i]) }
     return s / Float(max(1, a.count))

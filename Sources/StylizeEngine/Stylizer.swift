@@ -102,26 +102,28 @@ public final class Stylizer: @unchecked Sendable {
     private func noise(shape: [Int], settings: StylizeSettings, frameIndices: [Int], salt: Int) -> Tensor {
         let perFrame = shape.dropFirst().reduce(1, *)
         let frameShape = Array(shape.dropFirst())
-        var data = [Float]()
-        data.reserveCapacity(perFrame * shape[0])
+        var out = Tensor(uninitialized: shape)
         for i in 0..<shape[0] {
+            let frame = (i * perFrame)..<((i + 1) * perFrame)
             if settings.fixedNoise {
                 let key = "\(frameShape)-\(settings.seed)-\(salt)"
                 if fixedNoiseCache[key] == nil {
                     fixedNoiseCache[key] = gaussian(count: perFrame, seed: settings.seed &+ UInt64(salt) &* 0x9E37_79B9)
                 }
-                data += fixedNoiseCache[key]!.data
+                out.data.replaceSubrange(frame, with: fixedNoiseCache[key]!.data)
             } else {
                 let seed = settings.seed &+ UInt64(truncatingIfNeeded: frameIndices[i]) &* 0x1_0000_0001 &+ UInt64(salt) &* 0x9E37_79B9
-                data += gaussian(count: perFrame, seed: seed).data
+                out.data.replaceSubrange(frame, with: gaussian(count: perFrame, seed: seed).data)
             }
         }
-        return Tensor(shape: shape, data: data)
+        return out
     }
 
     private func gaussian(count: Int, seed: UInt64) -> Tensor {
         var rng = SplitMix64(seed: seed)
-        return Tensor(shape: [count], data: (0..<count).map { _ in rng.normal() })
+        var out = Tensor(uninitialized: [count])
+        out.data.withUnsafeMutableBufferPointer { for i in 0..<count { $0[i] = rng.normal() } }
+        return out
     }
 }
 
@@ -130,10 +132,9 @@ public final class Stylizer: @unchecked Sendable {
 /// [T, D] → [B, T, D].
 func repeatBatch(_ t: Tensor, _ b: Int) -> Tensor {
     let rank2 = t.rank == 2 ? t : t.reshaped(Array(t.shape.suffix(2)))
-    var data = [Float]()
-    data.reserveCapacity(rank2.count * b)
-    for _ in 0..<b { data += rank2.data }
-    return Tensor(shape: [b] + rank2.shape, data: data)
+    var out = Tensor(uninitialized: [b] + rank2.shape)
+    for i in 0..<b { out.data.replaceSubrange((i * rank2.count)..<((i + 1) * rank2.count), with: rank2.data) }
+    return out
 }
 
 /// NHWC side by side on width: [B, H, W1 + W2, C].

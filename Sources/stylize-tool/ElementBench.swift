@@ -33,6 +33,7 @@ enum ElementBench {
         var warmupBatches = 0
         var index = 0
         var hotPath = (heapGrowth: 0, minorFaults: 0)
+        var pool = (allocated: 0, allocatedBytes: 0, reused: 0)
         while processed < frames {
             let start = StreamStatistics.now()
             var input = Tensor(uninitialized: [batch, height, width, 3])
@@ -49,11 +50,15 @@ enum ElementBench {
             }
             let c1 = StreamStatistics.now()
             let before = HeapProbe.snapshot()
+            let poolBefore = TensorBufferPool.statistics
             let out = try engine.process(input, settings: settings)
             let c2 = StreamStatistics.now()
             if warm {
                 let d = HeapProbe.snapshot().since(before)
                 hotPath = (hotPath.heapGrowth + d.heapGrowth, hotPath.minorFaults + d.minorFaults)
+                let p = TensorBufferPool.statistics
+                pool = (pool.allocated + p.allocated - poolBefore.allocated,
+                        pool.allocatedBytes + p.allocatedBytes - poolBefore.allocatedBytes, pool.reused + p.reused - poolBefore.reused)
             }
             out.data.withUnsafeBufferPointer { src in
                 for b in 0..<batch {
@@ -92,5 +97,6 @@ enum ElementBench {
         // The probe is process-wide: with refreshes on, the side thread's encodings count too.
         print("hot path      after warm-up, while engine.process ran (whole process\(refreshInterval > 0 ? ", side thread included" : "")): "
               + "heap grew \(hotPath.heapGrowth) bytes, \(hotPath.minorFaults) minor page faults")
+        print("tensor pool   after warm-up: \(pool.reused) buffers reused, \(pool.allocated) allocated (\(pool.allocatedBytes) bytes)")
     }
 }

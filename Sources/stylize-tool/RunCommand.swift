@@ -21,7 +21,6 @@ struct ComponentIO: ParsableArguments {
     func applyThreads() {
         if let threads {
             ThreadBudget.threads = threads
-            BLAS.threads = threads
         }
     }
 

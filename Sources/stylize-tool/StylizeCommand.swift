@@ -33,7 +33,6 @@ struct Stylize: ParsableCommand {
         try reportingErrors {
             if let threads {
                 ThreadBudget.threads = threads
-                BLAS.threads = threads
             }
             let engine = try StylizeEngine(modelPath: model)
             var settings = StylizeSettings()

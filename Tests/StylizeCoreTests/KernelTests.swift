@@ -21,8 +21,8 @@ final class KernelTests: XCTestCase {
         for (i, c) in cases.enumerated() {
             let (cin, cout, k, s, pad, h, w) = c
             let x = Reference.randomTensor([2, h, w, cin], seed: UInt64(i))
-            let weight = Reference.randomTensor([cout, cin, k, k], seed: UInt64(100 + i)).data
-            let bias = Reference.randomTensor([cout], seed: UInt64(200 + i)).data
+            let weight = Reference.randomTensor([cout, cin, k, k], seed: UInt64(100 + i)).data.array
+            let bias = Reference.randomTensor([cout], seed: UInt64(200 + i)).data.array
             let kernel = Conv2dKernel(torchWeight: weight, bias: bias, inChannels: cin, outChannels: cout,
                                       kernelH: k, kernelW: k, stride: s, padding: pad)
             let ours = kernel(x)
@@ -35,7 +35,7 @@ final class KernelTests: XCTestCase {
     func testConv2dChunksLargeInputsWithoutChangingResults() {
         // 8M-float patch budget / (3·3·64) ≈ 14.5k rows per chunk: 2·96·96 rows forces two chunks.
         let x = Reference.randomTensor([2, 96, 96, 64], seed: 7)
-        let weight = Reference.randomTensor([4, 64, 3, 3], seed: 8, scale: 0.1).data
+        let weight = Reference.randomTensor([4, 64, 3, 3], seed: 8, scale: 0.1).data.array
         let kernel = Conv2dKernel(torchWeight: weight, bias: nil, inChannels: 64, outChannels: 4,
                                   kernelH: 3, kernelW: 3, stride: 1, padding: (1, 1, 1, 1))
         let ours = kernel(x)
@@ -58,8 +58,8 @@ final class KernelTests: XCTestCase {
         for (i, c) in cases.enumerated() {
             let (n, cin, cout, pad, h, w, tile) = c
             let x = Reference.randomTensor([n, h, w, cin], seed: UInt64(300 + i))
-            let weight = Reference.randomTensor([cout, cin, 3, 3], seed: UInt64(400 + i), scale: 0.2).data
-            let bias = Reference.randomTensor([cout], seed: UInt64(500 + i)).data
+            let weight = Reference.randomTensor([cout, cin, 3, 3], seed: UInt64(400 + i), scale: 0.2).data.array
+            let bias = Reference.randomTensor([cout], seed: UInt64(500 + i)).data.array
             let kernel = Conv2dKernel(torchWeight: weight, bias: bias, inChannels: cin, outChannels: cout,
                                       kernelH: 3, kernelW: 3, stride: 1, padding: pad)
             let (oh, ow) = kernel.outputSize(height: h, width: w)
@@ -75,7 +75,7 @@ final class KernelTests: XCTestCase {
     }
 
     func testSmallInputsAndDisabledWinogradKeepIm2col() {
-        let weight = Reference.randomTensor([64, 64, 3, 3], seed: 9, scale: 0.1).data
+        let weight = Reference.randomTensor([64, 64, 3, 3], seed: 9, scale: 0.1).data.array
         let x = Reference.randomTensor([1, 8, 8, 64], seed: 10)  // 16 tiles: below the threshold
         let kernel = Conv2dKernel(torchWeight: weight, bias: nil, inChannels: 64, outChannels: 64,
                                   kernelH: 3, kernelW: 3, stride: 1, padding: (1, 1, 1, 1))
@@ -89,7 +89,7 @@ final class KernelTests: XCTestCase {
     }
 
     func testOpProfileSectionsAreExclusiveAndAddUp() {
-        let lin = LinearKernel(weight: Reference.randomTensor([64, 64], seed: 12).data, bias: nil,
+        let lin = LinearKernel(weight: Reference.randomTensor([64, 64], seed: 12).data.array, bias: nil,
                                inFeatures: 64, outFeatures: 64)
         let x = Reference.randomTensor([2, 64, 64], seed: 13)
         let result = OpProfile.measure {
@@ -102,8 +102,8 @@ final class KernelTests: XCTestCase {
 
     func testLinearMatchesMatrixProduct() {
         let x = Reference.randomTensor([3, 5, 7], seed: 1)
-        let w = Reference.randomTensor([4, 7], seed: 2).data
-        let b = Reference.randomTensor([4], seed: 3).data
+        let w = Reference.randomTensor([4, 7], seed: 2).data.array
+        let b = Reference.randomTensor([4], seed: 3).data.array
         let y = LinearKernel(weight: w, bias: b, inFeatures: 7, outFeatures: 4)(x)
         XCTAssertEqual(y.shape, [3, 5, 4])
         for r in 0..<15 { for o in 0..<4 {
@@ -117,8 +117,8 @@ final class KernelTests: XCTestCase {
         let (n, h, w, c, g) = (2, 5, 3, 12, 4)
         var x = Reference.randomTensor([n, h, w, c], seed: 4, scale: 3)
         for i in 0..<x.count { x.data[i] += 10 }  // a large mean stresses the two-pass variance
-        let gamma = Reference.randomTensor([c], seed: 5).data
-        let beta = Reference.randomTensor([c], seed: 6).data
+        let gamma = Reference.randomTensor([c], seed: 5).data.array
+        let beta = Reference.randomTensor([c], seed: 6).data.array
         let kernel = GroupNormKernel(groups: g, channels: c, eps: 1e-5, gamma: gamma, beta: beta)
         let plain = kernel(x)
         let fused = kernel(x, activation: .silu)
@@ -139,8 +139,8 @@ final class KernelTests: XCTestCase {
 
     func testLayerNormAndRMSNormMatchDefinitions() {
         let x = Reference.randomTensor([4, 10], seed: 9, scale: 2)
-        let gamma = Reference.randomTensor([10], seed: 10).data
-        let beta = Reference.randomTensor([10], seed: 11).data
+        let gamma = Reference.randomTensor([10], seed: 10).data.array
+        let beta = Reference.randomTensor([10], seed: 11).data.array
         let ln = LayerNormKernel(dim: 10, eps: 1e-5, gamma: gamma, beta: beta)(x)
         let rms = RMSNormKernel(dim: 10, eps: 1e-6, weight: gamma)(x)
         for r in 0..<4 {

@@ -91,14 +91,14 @@ final class StylizerTests: XCTestCase {
         let per = one.count
         var nearly = one.data
         nearly[0] += 0.001
-        let batch = Tensor(shape: [3, 16, 16, 3], data: one.data + nearly + TinyModelFolder.frames(1, 16, 16, seed: 9).data)
+        let batch = Tensor(shape: [3, 16, 16, 3], data: one.data.array + nearly.array + TinyModelFolder.frames(1, 16, 16, seed: 9).data.array)
         let out = try e.process(batch, settings: settings(skip: 0.01))
         XCTAssertEqual(Array(out.data[0..<per]), Array(out.data[per..<(2 * per)]), "frame 1 reuses frame 0's output")
         XCTAssertNotEqual(Array(out.data[0..<per]), Array(out.data[(2 * per)..<(3 * per)]))
         XCTAssertEqual(e.statistics.snapshot().skippedFrames, 1)
         // And across batches.
         let next = try e.process(Tensor(shape: [1, 16, 16, 3], data: Array(batch.data[(2 * per)..<(3 * per)])), settings: settings(skip: 0.01))
-        XCTAssertEqual(next.data, Array(out.data[(2 * per)..<(3 * per)]))
+        XCTAssertEqual(next.data.array, Array(out.data[(2 * per)..<(3 * per)]))
         XCTAssertEqual(e.statistics.snapshot().skippedFrames, 2)
     }
 

@@ -18,7 +18,7 @@ public struct SafeTensorsWriter {
             self.values = values
         }
         public init(name: String, tensor: Tensor, half: Bool = false) {
-            self.init(name: name, shape: tensor.shape, values: half ? .f16(tensor.data) : .f32(tensor.data))
+            self.init(name: name, shape: tensor.shape, values: half ? .f16(tensor.data.array) : .f32(tensor.data.array))
         }
     }
 

@@ -228,7 +228,7 @@ public final class UNet2DConditionModel {
         guard let timeIds = inputs.timeIds else {
             throw ModelError.invalidInput(name: "time_ids", reason: "required by addition_embed_type 'text_time'")
         }
-        let timeFeatures = addTimeProj(timeIds.data)  // [B·k, dim]
+        let timeFeatures = addTimeProj(timeIds.data.array)  // [B·k, dim]
         let perSample = timeFeatures.count / batch
         let textWidth = textEmbeds.count / batch
         guard textEmbeds.shape[0] == batch, textWidth + perSample == config.projectionClassEmbeddingsInputDim! else {
