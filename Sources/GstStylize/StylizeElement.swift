@@ -398,6 +398,9 @@ final class StylizeElement {
             }
             if let old { release(old) }
             stateLock.withLock { inputFormat = nil }
+            // Buffers pooled for this stream's resolution are idle until it restarts, maybe
+            // at another size: give them back (a running element re-pools in one batch).
+            TensorBufferPool.drain()
         case GST_STATE_CHANGE_READY_TO_NULL:
             let engines = stateLock.withLock { () -> [StreamEngine] in
                 defer { engine = nil; pendingEngine = nil; loadGeneration += 1 }

@@ -94,16 +94,19 @@ def pencil(img):
 
 
 def cartoon(img):
+    # flat colours, lifted saturation and contrast, soft dark outlines: every step is a
+    # continuous function of the input (hard quantisation is what a 1-step student blurs)
     smooth = img
     for _ in range(3):
         smooth = cv2.bilateralFilter(smooth, 9, 60, 9)
-    q = 48
-    flat = ((smooth.astype(np.int32) // q) * q + q // 2).clip(0, 255).astype(np.uint8)
-    flat = cv2.medianBlur(flat, 5)
-    g = cv2.GaussianBlur(_gray(smooth), (0, 0), 1.5)
-    edges = cv2.Canny(g, 40, 90)
-    edges = cv2.GaussianBlur(cv2.dilate(edges, np.ones((2, 2), np.uint8)).astype(np.float32) / 255, (0, 0), 0.8)
-    return _u8(_f(flat) * (1 - np.clip(edges * 1.5, 0, 1))[..., None])
+    flat = _f(_saturate(smooth, 2.0))
+    flat = np.clip((flat - 0.5) * 1.15 + 0.52, 0, 1)
+    g = _f(cv2.GaussianBlur(_gray(smooth), (0, 0), 1.5))
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    mag = np.clip((np.sqrt(gx * gx + gy * gy) - 0.12) * 4.0, 0, 1)
+    mag = cv2.GaussianBlur(cv2.dilate(mag, np.ones((2, 2), np.uint8)), (0, 0), 0.8)
+    return _u8(flat * (1 - 0.9 * mag)[..., None])
 
 
 def sepia(img):
@@ -133,11 +136,25 @@ def neon(img):
     return _u8(np.clip(edges + 1.5 * glow, 0, 1))
 
 
+def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - e0) / (e1 - e0), 0, 1)
+    return t * t * (3 - 2 * t)
+
+
+# Warhol-like fixed palette, dark to light; chosen far from thermal's inferno map
+POPART_PALETTE = np.array([[30, 40, 150], [0, 190, 210], [255, 220, 0], [255, 80, 170]], np.float32) / 255
+
+
 def popart(img):
-    sat = _saturate(cv2.bilateralFilter(img, 9, 60, 9), 1.8)
-    f = _f(cv2.GaussianBlur(sat, (0, 0), 1.0))
-    post = np.round(f * 2) / 2
-    return _u8(cv2.GaussianBlur(post, (0, 0), 0.8))
+    # luma bands painted in a fixed palette with soft (0.1-wide) transitions, so the
+    # style is a smooth function of luma, like thermal, and far from every photo-like style
+    smooth = cv2.bilateralFilter(img, 9, 50, 7)
+    lum = _f(cv2.GaussianBlur(_gray(smooth), (0, 0), 1.0))
+    out = np.broadcast_to(POPART_PALETTE[0], img.shape).copy()
+    for edge, colour in zip((0.3, 0.5, 0.7), POPART_PALETTE[1:]):
+        w = _smoothstep(edge - 0.05, edge + 0.05, lum)[..., None]
+        out = out * (1 - w) + colour * w
+    return _u8(cv2.GaussianBlur(out, (0, 0), 0.8))
 
 
 def thermal(img):
@@ -156,7 +173,7 @@ STYLES: dict[str, dict] = {
     "pencil": dict(fn=pencil, keys=["a pencil sketch", "pencil drawing", "graphite sketch"],
                    ref="colour-dodge sketch: luma / (1 - blur(inverted luma, sigma 6)), gamma 2.2, blur sigma 0.8"),
     "cartoon": dict(fn=cartoon, keys=["a cartoon", "cartoon", "animated cartoon"],
-                    ref="3x bilateral(9, 60, 9) + quantisation step 48 + median 5 + soft dark Canny edges"),
+                    ref="3x bilateral(9, 60, 9) + saturation x2 + contrast x1.15 + soft dark Sobel outlines"),
     "sepia": dict(fn=sepia, keys=["a sepia photo", "sepia tone", "old sepia photograph"],
                   ref="classic sepia colour matrix"),
     "ink": dict(fn=ink, keys=["an ink drawing", "black and white comic ink", "pen and ink"],
@@ -164,7 +181,7 @@ STYLES: dict[str, dict] = {
     "neon": dict(fn=neon, keys=["neon glow", "glowing neon lines", "neon"],
                  ref="Sobel magnitude of the blurred image coloured by the saturated image + Gaussian glow on black"),
     "popart": dict(fn=popart, keys=["pop art", "a pop art poster", "posterized pop art"],
-                   ref="bilateral + saturation x1.8 + 3-level posterisation per channel, softened"),
+                   ref="bilateral-smoothed luma in 4 soft bands painted blue / cyan / yellow / pink"),
     "thermal": dict(fn=thermal, keys=["a thermal camera image", "thermal imaging", "infrared heat map"],
                     ref="luma, Gaussian blur sigma 1.2, through the inferno colour map"),
 }
