@@ -110,12 +110,19 @@ struct WinogradPlan: Sendable {
                                 let count = min(chunk, total - first)
                                 transformInput(src.baseAddress!, geometry, first: first, count: count,
                                                into: vb.baseAddress!)
+                                // The α² products are independent: each thread takes whole
+                                // products (its own slice of the weights) rather than half of
+                                // every one, which would leave narrow layers' GEMMs unsplit.
                                 OpProfile.section(.winogradGemm) {
-                                    for k in 0..<a2 {
-                                        BLAS.sgemm(m: count, n: cout, k: cin,
-                                                   a: vb.baseAddress! + k * cin, lda: a2 * cin,
-                                                   b: u.baseAddress! + k * cin * cout, ldb: cout,
-                                                   c: mb.baseAddress! + k * cout, ldc: a2 * cout)
+                                    parallelRanges(a2) { r in
+                                        ThreadBudget.serially {
+                                            for k in r {
+                                                BLAS.sgemm(m: count, n: cout, k: cin,
+                                                           a: vb.baseAddress! + k * cin, lda: a2 * cin,
+                                                           b: u.baseAddress! + k * cin * cout, ldb: cout,
+                                                           c: mb.baseAddress! + k * cout, ldc: a2 * cout)
+                                            }
+                                        }
                                     }
                                 }
                                 transformOutput(mb.baseAddress!, geometry, first: first, count: count,
