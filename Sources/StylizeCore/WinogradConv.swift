@@ -110,19 +110,20 @@ struct WinogradPlan: Sendable {
                                 let count = min(chunk, total - first)
                                 transformInput(src.baseAddress!, geometry, first: first, count: count,
                                                into: vb.baseAddress!)
-                                // The α² products are independent: each thread takes whole
-                                // products (its own slice of the weights) rather than half of
-                                // every one, which would leave narrow layers' GEMMs unsplit.
+                                // Products large enough for sgemm to split keep both threads on
+                                // one product (they share its weights in cache); narrow layers'
+                                // are not, so each thread takes whole products instead.
+                                func product(_ k: Int) {
+                                    BLAS.sgemm(m: count, n: cout, k: cin,
+                                               a: vb.baseAddress! + k * cin, lda: a2 * cin,
+                                               b: u.baseAddress! + k * cin * cout, ldb: cout,
+                                               c: mb.baseAddress! + k * cout, ldc: a2 * cout)
+                                }
                                 OpProfile.section(.winogradGemm) {
-                                    parallelRanges(a2) { r in
-                                        ThreadBudget.serially {
-                                            for k in r {
-                                                BLAS.sgemm(m: count, n: cout, k: cin,
-                                                           a: vb.baseAddress! + k * cin, lda: a2 * cin,
-                                                           b: u.baseAddress! + k * cin * cout, ldb: cout,
-                                                           c: mb.baseAddress! + k * cout, ldc: a2 * cout)
-                                            }
-                                        }
+                                    if BLAS.splitParts(m: count, n: cout, k: cin) > 1 {
+                                        for k in 0..<a2 { product(k) }
+                                    } else {
+                                        parallelRanges(a2) { r in ThreadBudget.serially { for k in r { product(k) } } }
                                     }
                                 }
                                 transformOutput(mb.baseAddress!, geometry, first: first, count: count,
