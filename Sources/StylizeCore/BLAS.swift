@@ -70,12 +70,6 @@ public enum BLAS {
         return true
     }()
 
-    /// The engine's thread budget (ThreadBudget.threads), GEMMs included.
-    public static var threads: Int {
-        get { ThreadBudget.threads }
-        set { ThreadBudget.threads = max(1, newValue) }
-    }
-
     /// Measures OpenBLAS sgemm on square matrices: the ceiling every GEMM-shaped
     /// workload is compared against. Returns GFLOP/s (median of `repeats`).
     /// OpenBLAS's own threading is used here, at the budget's thread count: the ceiling is

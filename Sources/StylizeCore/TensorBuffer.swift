@@ -159,6 +159,21 @@ public enum TensorBufferPool {
         public var allocatedBytes: Int = 0
         /// Bytes held free in the pool now.
         public var pooledBytes: Int = 0
+
+        public init(reused: Int = 0, allocated: Int = 0, allocatedBytes: Int = 0, pooledBytes: Int = 0) {
+            (self.reused, self.allocated, self.allocatedBytes, self.pooledBytes) = (reused, allocated, allocatedBytes, pooledBytes)
+        }
+
+        /// The requests counted since `earlier` (pooledBytes: the change).
+        public func since(_ earlier: Statistics) -> Statistics {
+            Statistics(reused: reused - earlier.reused, allocated: allocated - earlier.allocated,
+                       allocatedBytes: allocatedBytes - earlier.allocatedBytes, pooledBytes: pooledBytes - earlier.pooledBytes)
+        }
+
+        public static func + (a: Statistics, b: Statistics) -> Statistics {
+            Statistics(reused: a.reused + b.reused, allocated: a.allocated + b.allocated,
+                       allocatedBytes: a.allocatedBytes + b.allocatedBytes, pooledBytes: a.pooledBytes + b.pooledBytes)
+        }
     }
 
     /// Bytes the pool may hold free. Default 4 GiB: above the working set of every model

@@ -143,7 +143,7 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         var referenceIsPrevious = reference.output != nil   // the reference is from an earlier batch
         var referenceIndex: Int? = nil
         for i in 0..<b {
-            let frame = TensorBuffer(frames.data[(i * perFrame)..<((i + 1) * perFrame)])
+            let frame = frames.data[(i * perFrame)..<((i + 1) * perFrame)]
             if settings.similaritySkip > 0, let r = reference.input, r.count == perFrame,
                referenceIsPrevious || referenceIndex != nil,
                meanAbsDifference(frame, r.data) / 2 < settings.similaritySkip {
@@ -153,22 +153,33 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
                 source[i] = i
                 referenceIndex = i
                 referenceIsPrevious = false
-                reference.input = Tensor(shape: [perFrame], data: frame)
+                reference.input = Tensor(shape: [perFrame], data: TensorBuffer(frame))
             }
         }
         var out = Tensor(uninitialized: frames.shape)
         if !compute.isEmpty {
-            let batch = Tensor(shape: [compute.count, frames.h, frames.w, frames.c],
-                               data: TensorBuffer(compute.flatMap { frames.data[($0 * perFrame)..<(($0 + 1) * perFrame)] }))
+            var batch = Tensor(uninitialized: [compute.count, frames.h, frames.w, frames.c])
+            for (k, i) in compute.enumerated() {
+                batch.data.replaceSubrange((k * perFrame)..<((k + 1) * perFrame), with: frames.data[(i * perFrame)..<((i + 1) * perFrame)])
+            }
             let result = try stylizer.process(batch, conditioning: conditioning.tensor, settings: settings,
                                               frameIndices: compute.map { first + $0 })
             for (k, i) in compute.enumerated() {
                 out.data.replaceSubrange((i * perFrame)..<((i + 1) * perFrame), with: result.data[(k * perFrame)..<((k + 1) * perFrame)])
             }
         }
-        for i in 0..<b where source[i] != i {
-            let data = source[i].map { TensorBuffer(out.data[($0 * perFrame)..<(($0 + 1) * perFrame)]) } ?? reference.output!.data
-            out.data.replaceSubrange((i * perFrame)..<((i + 1) * perFrame), with: data)
+        // Skipped frames copy within `out` through its pointer: a slice of `out.data` as
+        // the source would make the write copy the whole buffer first.
+        let referenceOutput = reference.output
+        out.data.withUnsafeMutableBufferPointer { o in
+            for i in 0..<b where source[i] != i {
+                let dst = o.baseAddress! + i * perFrame
+                if let s = source[i] {
+                    dst.update(from: o.baseAddress! + s * perFrame, count: perFrame)
+                } else {
+                    referenceOutput!.data.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: perFrame) }
+                }
+            }
         }
         if let last = compute.last {
             reference.output = Tensor(shape: [perFrame], data: TensorBuffer(out.data[(last * perFrame)..<((last + 1) * perFrame)]))
@@ -192,8 +203,12 @@ extension StylizeEngine {
     }
 }
 
-func meanAbsDifference(_ a: TensorBuffer, _ b: TensorBuffer) -> Float {
+func meanAbsDifference(_ a: Slice<TensorBuffer>, _ b: TensorBuffer) -> Float {
     var s: Float = 0
-    for i in 0..<min(a.count, b.count) { s += abs(a[i] - b[i]) }
+    a.withContiguousStorageIfAvailable { pa in
+        b.withUnsafeBufferPointer { pb in
+            for i in 0..<min(pa.count, pb.count) { s += abs(pa[i] - pb[i]) }
+        }
+    }
     return s / Float(max(1, a.count))
 }

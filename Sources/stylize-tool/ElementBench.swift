@@ -33,7 +33,7 @@ enum ElementBench {
         var warmupBatches = 0
         var index = 0
         var hotPath = (heapGrowth: 0, minorFaults: 0)
-        var pool = (allocated: 0, allocatedBytes: 0, reused: 0)
+        var pool = TensorBufferPool.Statistics()
         while processed < frames {
             let start = StreamStatistics.now()
             var input = Tensor(uninitialized: [batch, height, width, 3])
@@ -56,9 +56,7 @@ enum ElementBench {
             if warm {
                 let d = HeapProbe.snapshot().since(before)
                 hotPath = (hotPath.heapGrowth + d.heapGrowth, hotPath.minorFaults + d.minorFaults)
-                let p = TensorBufferPool.statistics
-                pool = (pool.allocated + p.allocated - poolBefore.allocated,
-                        pool.allocatedBytes + p.allocatedBytes - poolBefore.allocatedBytes, pool.reused + p.reused - poolBefore.reused)
+                pool = pool + TensorBufferPool.statistics.since(poolBefore)
             }
             out.data.withUnsafeBufferPointer { src in
                 for b in 0..<batch {
