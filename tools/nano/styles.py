@@ -201,6 +201,55 @@ HELDOUT_TEMPLATES = [
 ]
 
 
+# Request phrasings for the text encoder's last stage (train.py "prompts"): questions,
+# politeness and filler composed around a verb phrase, so free-form requests land on the
+# style of their key phrase. Built only from words the training templates already use or
+# from plain fillers; the held-out templates' own words ("could", "want", "change",
+# "everything", "scene", "picture") are never used, and augmented_prompt() asserts that
+# no composition equals a held-out prompt.
+AUG_VERBS = [
+    "make it look like", "make this look like", "make the image look like", "turn it into",
+    "turn this into", "turn the video into", "render this as", "render the frame as",
+    "restyle it as", "restyle this as", "convert this to", "convert the photo to",
+    "transform it into", "transform the video into", "paint this as", "show me", "show the video as",
+    "redo it as", "draw it as", "make it", "make the frame",
+]
+AUG_FRAMES = [
+    "{v} {k}", "can you {v} {k}?", "would you {v} {k}?", "please {v} {k}", "{v} {k}, please",
+    "{v} {k} please", "I'd like you to {v} {k}", "I'd like {k}", "I need {k}", "let's have {k}",
+    "can we get {k}?", "can I have {k}?", "now {v} {k}", "ok, {v} {k}", "just {v} {k}",
+    "hey, {v} {k}", "{v} {k} for me", "{v} {k}!", "{v} {k}.", "kindly {v} {k}",
+    "would you {v} {k} please?", "can you {v} {k} for me?", "{k} look, please", "{k} effect",
+    "{k} filter", "use {k}", "as if it were {k}", "so it looks like {k}",
+    "with {k} style", "in {k} style",
+]
+_HELDOUT_WORDS = ("could", "want", "change", "everything", "scene", "picture")
+
+
+def augmented_prompt(name: str, rng) -> str:
+    """One random request phrasing for style `name` (rng: numpy Generator)."""
+    keys = STYLES[name]["keys"]
+    k = keys[rng.integers(len(keys))]
+    frame = AUG_FRAMES[rng.integers(len(AUG_FRAMES))]
+    p = frame.format(v=AUG_VERBS[rng.integers(len(AUG_VERBS))], k=k)
+    if rng.uniform() < 0.3:
+        p = p[0].upper() + p[1:]
+    return p
+
+
+def check_augmentation_excludes_heldout() -> None:
+    words = " ".join(AUG_VERBS + AUG_FRAMES).lower().replace(",", " ").replace("?", " ").split()
+    bad = [w for w in _HELDOUT_WORDS if w in words]
+    assert not bad, f"augmentation uses held-out words {bad}"
+    for name in STYLE_NAMES:
+        held = {h.lower().rstrip("?.!") for h in heldout_prompts(name)}
+        for k in STYLES[name]["keys"]:
+            for f in AUG_FRAMES:
+                for v in AUG_VERBS:
+                    q = f.format(v=v, k=k).lower().rstrip("?.!")
+                    assert q not in held, f"augmented prompt {q!r} is a held-out prompt"
+
+
 def train_prompts(name: str) -> list[str]:
     return [t.format(k=k) for k in STYLES[name]["keys"] for t in TRAIN_TEMPLATES]
 

@@ -13,7 +13,11 @@ exactly with --steps-ae / --steps-edit / --steps-joint for bit-for-bit reruns):
            "sample" so the output is the U-Net's x0; loss = latent MSE to E(target)
            + pixel MSE/L1 of D(x0) to the target; small input noise for stability
   3 joint  as 2 with the decoder trainable too (pixel loss dominates)
-  4 export fp16 folder to --out, reload check, FLOP count
+  4 prompts  text encoder only (U-Net and autoencoder frozen), loss as in 3, on request
+           phrasings composed by styles.augmented_prompt (questions, politeness, filler;
+           never the held-out templates) mixed 70/30 with the training templates, so
+           free-form requests condition like their key phrase
+  5 export fp16 folder to --out, reload check, FLOP count
 
     python3 tools/nano/train.py                       # full run, ~170 min on 2 cores
     python3 tools/nano/train.py --smoke               # < 5 min, tiny schedule, writes --out
@@ -37,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import model as nano  # noqa: E402
 import styles  # noqa: E402
 
-STAGE_SHARE = dict(cache=0.07, ae=0.22, edit=0.53, joint=0.13)  # the rest: export + slack
+STAGE_SHARE = dict(cache=0.06, ae=0.20, edit=0.47, joint=0.12, prompts=0.10)  # the rest: export + slack
 STYLE_NAMES = styles.STYLE_NAMES
 CACHE_SIZE = 160
 CROP = 128
@@ -182,7 +186,7 @@ class Batches:
             out.append(self._sub(rng, [img])[0])
         return to_tensor(np.stack(out))
 
-    def edit(self, stage: int, step: int, bs: int):
+    def edit(self, stage: int, step: int, bs: int, augment: bool = False):
         rng = self._rng(stage, step)
         src, tgt, prompts, enc_imgs = [], [], [], []
         for _ in range(bs):
@@ -193,9 +197,12 @@ class Batches:
             a, b = self._sub(rng, [self.x[i], target])
             src.append(a)
             tgt.append(b)
-            p = self.prompts[name][rng.integers(len(self.prompts[name]))]
-            r = rng.uniform()
-            p = p.capitalize() if r < 0.2 else (p + "." if r < 0.3 else p)
+            if augment and rng.uniform() < 0.7:
+                p = styles.augmented_prompt(name, rng)
+            else:
+                p = self.prompts[name][rng.integers(len(self.prompts[name]))]
+                r = rng.uniform()
+                p = p.capitalize() if r < 0.2 else (p + "." if r < 0.3 else p)
             prompts.append(p)
             enc_imgs.append(self.x[i])  # the encoder sees the whole (larger) frame
         src_t = to_tensor(np.stack(src))
@@ -269,6 +276,7 @@ def main():
     ap.add_argument("--steps-ae", type=int)
     ap.add_argument("--steps-edit", type=int)
     ap.add_argument("--steps-joint", type=int)
+    ap.add_argument("--steps-prompts", type=int)
     ap.add_argument("--no-deadline", action="store_true", help="never cut a stage short (exact reruns)")
     a = ap.parse_args()
 
@@ -293,6 +301,10 @@ def main():
         vae.load_state_dict(ck["vae"]); unet.load_state_dict(ck["unet"]); te.load_state_dict(ck["te"])
         state, opt_state = ck["state"], ck.get("opt")
         log(f"resumed at stage {state['stage']} step {state['step']} (elapsed {state['elapsed'] / 60:.1f} min)")
+        if state["stage"] == "done" and "prompts" not in state["plan"]:
+            # a checkpoint finished before the prompts stage existed: run just that stage
+            state["stage"], state["step"], opt_state = "prompts", 0, None
+            log("checkpoint predates the prompts stage: continuing with it")
     elapsed0 = state["elapsed"]
 
     def elapsed():
@@ -314,9 +326,11 @@ def main():
 
     # fixed held-in validation batch (training distribution, not the evaluation photos)
     vb = batches.edit(99, 0, 8)
+    vb_aug = batches.edit(98, 0, 8, augment=True)
+    styles.check_augmentation_excludes_heldout()
 
-    stages = ["ae", "edit", "joint"]
-    explicit = dict(ae=a.steps_ae, edit=a.steps_edit, joint=a.steps_joint)
+    stages = ["ae", "edit", "joint", "prompts"]
+    explicit = dict(ae=a.steps_ae, edit=a.steps_edit, joint=a.steps_joint, prompts=a.steps_prompts)
     for si, stage in enumerate(stages):
         if state["stage"] == "done" or stages.index(state["stage"]) > si:
             continue
@@ -326,14 +340,18 @@ def main():
         elif stage == "edit":
             params = list(unet.parameters()) + list(te.parameters())
             base_lr = 1e-3
-        else:
+        elif stage == "joint":
             params = list(unet.parameters()) + list(te.parameters()) + list(vae.decoder.parameters())
+            base_lr = 3e-4
+        else:
+            params = list(te.parameters())
             base_lr = 3e-4
         for p in vae.parameters():
             p.requires_grad_(stage == "ae" or (stage == "joint" and p in set(vae.decoder.parameters())))
-        for m in (unet, te):
-            for p in m.parameters():
-                p.requires_grad_(stage != "ae")
+        for p in unet.parameters():
+            p.requires_grad_(stage in ("edit", "joint"))
+        for p in te.parameters():
+            p.requires_grad_(stage != "ae")
         opt = torch.optim.AdamW(params, lr=base_lr, weight_decay=1e-4 if stage == "ae" else 1e-2,
                                 betas=(0.9, 0.99))
         if opt_state is not None and state["stage"] == stage and state["step"] > 0:
@@ -350,7 +368,7 @@ def main():
                 loss = pixel_loss(rec, img)
                 info = dict(psnr=psnr(rec, img))
             else:
-                src, tgt, cond, g = batches.edit(si + 1, step, bs)
+                src, tgt, cond, g = batches.edit(si + 1, step, bs, augment=stage == "prompts")
                 x0, out = edit_forward(vae, unet, te, src, cond, g, stage == "joint")
                 with torch.no_grad():
                     tgt_lat = vae.encoder(tgt) * vae.config.scaling_factor
@@ -387,7 +405,7 @@ def main():
         total = state["plan"][stage]
         # safety net for the 3-hour limit on a slower or busier machine than calibrated:
         # stop the stage (keeping what it learnt) when its cumulative share is overrun by 5 min
-        order = ["cache", "ae", "edit", "joint"]
+        order = ["cache", "ae", "edit", "joint", "prompts"]
         deadline = sum(STAGE_SHARE[k] for k in order[:order.index(stage) + 1]) * budget + 300
         last_save, t_log = time.time(), time.time()
         while state["step"] < total:
@@ -403,10 +421,10 @@ def main():
                 msg = f"{stage} {state['step']}/{total} loss {info['loss']:.4f} psnr {info['psnr']:.2f}"
                 if stage != "ae":
                     with torch.no_grad():
-                        src, tgt, cond, g = vb
-                        g = torch.Generator().manual_seed(0)
-                        _, out = edit_forward(vae, unet, te, src, cond, g, False)
-                        msg += f" | val psnr {psnr(out, tgt):.2f}"
+                        for label, (src, tgt, cond, _) in (("val", vb), ("val-aug", vb_aug)):
+                            g = torch.Generator().manual_seed(0)
+                            _, out = edit_forward(vae, unet, te, src, cond, g, False)
+                            msg += f" | {label} psnr {psnr(out, tgt):.2f}"
                 msg += f" | {(time.time() - t_log):.0f}s, elapsed {elapsed() / 60:.1f} min"
                 log(msg)
                 state["history"].append(dict(stage=stage, step=state["step"], **info))
