@@ -1,3 +1,5 @@
+import Foundation
+
 /// Scaled dot-product multi-head attention on [B, T, heads·headDim] tensors (the layout
 /// the q/k/v projections produce), without materialising per-head copies: each head is
 /// a strided view that sgemm reads through its leading dimension.
@@ -34,38 +36,52 @@ public enum MultiHeadAttention {
         let outDim = heads * dv
         let alpha = scale ?? 1 / Float(d).squareRoot()
         var out = Tensor(uninitialized: [b, tq, outDim])
-        // Bound the score buffer to 4M floats (16 MB) by splitting queries.
-        let chunk = max(1, min(tq, (4 << 20) / max(1, tk)))
-        var scores = TensorBuffer(uninitializedCount: chunk * tk)
-        let biasData = keyBias?.data ?? []
         if let keyBias { precondition(keyBias.count == b * tk, "attention: key bias \(keyBias.shape) is not [\(b), \(tk)]") }
+        // Work items are (batch, head, block of query rows), each run start to finish on one
+        // thread: its scores block (≤ 64K floats, 256 KB) stays in L2 from the QKᵀ product
+        // through the softmax to the PV product, where one big scores matrix per head
+        // (4 MB at 1024 tokens) streamed through memory three times and every small
+        // product was split across threads.
+        let rows = tq <= max(16, 65_536 / max(1, tk)) ? tq : max(16, 65_536 / max(1, tk) / 16 * 16)
+        let blocksPerHead = (tq + rows - 1) / rows
+        let items = b * heads * blocksPerHead
+        let parts = min(ThreadBudget.available, items)
+        var scores = TensorBuffer(uninitializedCount: parts * rows * tk)
+        let biasData = keyBias?.data ?? []
         biasData.withUnsafeBufferPointer { biasBuf in
         q.data.withUnsafeBufferPointer { qb in
             k.data.withUnsafeBufferPointer { kb in
                 v.data.withUnsafeBufferPointer { vb in
                     out.data.withUnsafeMutableBufferPointer { ob in
                         scores.withUnsafeMutableBufferPointer { sb in
-                            let s = sb.baseAddress!
-                            for bi in 0..<b {
-                                for h in 0..<heads {
-                                    var q0 = 0
-                                    while q0 < tq {
-                                        let rows = min(chunk, tq - q0)
-                                        let g = h / perGroup
-                                        BLAS.sgemm(transB: true, m: rows, n: tk, k: d, alpha: alpha,
-                                                   a: qb.baseAddress! + (bi * tq + q0) * qDim + h * d, lda: qDim,
-                                                   b: kb.baseAddress! + bi * tk * kDim + g * d, ldb: kDim,
-                                                   c: s, ldc: tk)
-                                        let bias: UnsafePointer<Float>? =
-                                            keyBias == nil ? nil : UnsafePointer(biasBuf.baseAddress! + bi * tk)
-                                        softmaxRows(s, rows: rows, cols: tk, keyBias: bias,
-                                                    causalOffset: causal ? (tk - tq + q0) : nil)
-                                        BLAS.sgemm(m: rows, n: dv, k: tk,
-                                                   a: s, lda: tk,
-                                                   b: vb.baseAddress! + bi * tk * vDim + g * dv, ldb: vDim,
-                                                   c: ob.baseAddress! + (bi * tq + q0) * outDim + h * dv, ldc: outDim)
-                                        q0 += rows
-                                    }
+                            let qp = qb.baseAddress!, kp = kb.baseAddress!, vp = vb.baseAddress!, op = ob.baseAddress!
+                            let bp = keyBias == nil ? nil : biasBuf.baseAddress, sp = sb.baseAddress!
+                            let run = { (part: Int, range: Range<Int>) in
+                                let s = sp + part * rows * tk
+                                for item in range {
+                                    let bi = item / (heads * blocksPerHead)
+                                    let h = item / blocksPerHead % heads
+                                    let q0 = item % blocksPerHead * rows
+                                    let n = min(rows, tq - q0), g = h / perGroup
+                                    BLAS.sgemm(transB: true, m: n, n: tk, k: d, alpha: alpha,
+                                               a: qp + (bi * tq + q0) * qDim + h * d, lda: qDim,
+                                               b: kp + bi * tk * kDim + g * d, ldb: kDim,
+                                               c: s, ldc: tk)
+                                    softmaxRows(s, rows: n, cols: tk, keyBias: bp.map { UnsafePointer($0 + bi * tk) },
+                                                causalOffset: causal ? (tk - tq + q0) : nil)
+                                    BLAS.sgemm(m: n, n: dv, k: tk,
+                                               a: s, lda: tk,
+                                               b: vp + bi * tk * vDim + g * dv, ldb: vDim,
+                                               c: op + (bi * tq + q0) * outDim + h * dv, ldc: outDim)
+                                }
+                            }
+                            if parts <= 1 {
+                                run(0, 0..<items)  // one item, or the serial side thread: sgemm may still split
+                            } else {
+                                let per = (items + parts - 1) / parts
+                                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                                    let lo = part * per, hi = min(items, lo + per)
+                                    if lo < hi { ThreadBudget.serially { run(part, lo..<hi) } }
                                 }
                             }
                         }

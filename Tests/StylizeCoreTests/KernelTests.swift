@@ -202,6 +202,8 @@ final class KernelTests: XCTestCase {
         // self, cross (Tk ≠ Tq, odd head size), masked keys, causal with a cached prefix.
         let configs: [(tq: Int, tk: Int, heads: Int, d: Int, bias: Bool, causal: Bool)] = [
             (9, 9, 2, 8, false, false), (7, 13, 3, 5, false, false), (6, 10, 1, 16, true, false), (5, 8, 4, 4, false, true),
+            // long keys: query blocks of 16 rows, a partial last block, blocks spread over threads
+            (40, 4100, 3, 8, true, false), (50, 4096, 2, 4, false, true),
         ]
         for (i, c) in configs.enumerated() {
             let q = Reference.randomTensor([2, c.tq, c.heads * c.d], seed: UInt64(20 + i))
