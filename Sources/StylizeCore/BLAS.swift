@@ -1,5 +1,6 @@
 import COpenBLAS
 import Foundation
+import Synchronization
 
 /// The one place that talks to OpenBLAS. Everything GEMM-shaped goes through `sgemm`
 /// so FLOPs are counted in one place and the thread budget is kept in one place.
@@ -105,14 +106,17 @@ public enum BLAS {
 
 /// Counts the FLOPs of "plain" algorithms (direct convolution, plain attention) so
 /// benchmarks can report effective GFLOP/s. Counting is off unless a benchmark turns it
-/// on; it is only touched from the thread that drives a model.
+/// on. The count is atomic: attention and narrow Winograd layers call sgemm from pool
+/// threads.
 public enum FlopCounter {
     nonisolated(unsafe) public static var enabled = false
-    nonisolated(unsafe) public static var total = 0
+    private static let counted = Atomic<Int>(0)
+
+    static var total: Int { counted.load(ordering: .relaxed) }
 
     @inline(__always)
     public static func add(_ flops: Int) {
-        if enabled { total += flops }
+        if enabled { counted.wrappingAdd(flops, ordering: .relaxed) }
     }
 
     /// Runs `body` once with counting on and returns the FLOPs it performed.
@@ -121,8 +125,6 @@ public enum FlopCounter {
         enabled = true
         defer { enabled = wasEnabled }
         try body()
-        let counted = total - before
-        total = before
-        return counted
+        return total - before
     }
 }

@@ -11,6 +11,7 @@ public enum OpProfile {
         case convPointwise = "conv 1x1 (sgemm)"
         case convWinograd = "conv 3x3 Winograd transforms"
         case winogradGemm = "conv 3x3 Winograd GEMMs"
+        case winogradPasses = "conv 3x3 Winograd per-thread passes"
         case convDirect = "conv direct (narrow)"
         case linear = "linear (sgemm)"
         case attention = "attention (QK, softmax, V)"
