@@ -7,7 +7,13 @@ import StylizeModels
 /// (`fixedNoise`, the temporal-stability default) or one per frame index.
 public final class Stylizer: @unchecked Sendable {
     public let model: StylizeModel
-    private var fixedNoiseCache: [String: Tensor] = [:]
+    /// One fixed noise field per (frame shape, seed, salt).
+    private struct FixedNoiseKey: Hashable {
+        let frameShape: [Int]
+        let seed: UInt64
+        let salt: Int
+    }
+    private var fixedNoiseCache: [FixedNoiseKey: Tensor] = [:]
 
     /// Seconds spent per stage since creation (for `bench element` and stats).
     public struct StageTimes: Sendable, Equatable {
@@ -101,12 +107,11 @@ public final class Stylizer: @unchecked Sendable {
 
     private func noise(shape: [Int], settings: StylizeSettings, frameIndices: [Int], salt: Int) -> Tensor {
         let perFrame = shape.dropFirst().reduce(1, *)
-        let frameShape = Array(shape.dropFirst())
+        let key = FixedNoiseKey(frameShape: Array(shape.dropFirst()), seed: settings.seed, salt: salt)
         var out = Tensor(uninitialized: shape)
         for i in 0..<shape[0] {
             let frame = (i * perFrame)..<((i + 1) * perFrame)
             if settings.fixedNoise {
-                let key = "\(frameShape)-\(settings.seed)-\(salt)"
                 if fixedNoiseCache[key] == nil {
                     fixedNoiseCache[key] = gaussian(count: perFrame, seed: settings.seed &+ UInt64(salt) &* 0x9E37_79B9)
                 }
