@@ -1,5 +1,3 @@
-import Foundation
-
 /// Scaled dot-product multi-head attention on [B, T, heads·headDim] tensors (the layout
 /// the q/k/v projections produce), without materialising per-head copies: each head is
 /// a strided view that sgemm reads through its leading dimension.
@@ -45,19 +43,18 @@ public enum MultiHeadAttention {
         let rows = tq <= max(16, 65_536 / max(1, tk)) ? tq : max(16, 65_536 / max(1, tk) / 16 * 16)
         let blocksPerHead = (tq + rows - 1) / rows
         let items = b * heads * blocksPerHead
-        let parts = min(ThreadBudget.available, items)
-        var scores = TensorBuffer(uninitializedCount: parts * rows * tk)
         let biasData = keyBias?.data ?? []
         biasData.withUnsafeBufferPointer { biasBuf in
         q.data.withUnsafeBufferPointer { qb in
             k.data.withUnsafeBufferPointer { kb in
                 v.data.withUnsafeBufferPointer { vb in
                     out.data.withUnsafeMutableBufferPointer { ob in
-                        scores.withUnsafeMutableBufferPointer { sb in
-                            let qp = qb.baseAddress!, kp = kb.baseAddress!, vp = vb.baseAddress!, op = ob.baseAddress!
-                            let bp = keyBias == nil ? nil : biasBuf.baseAddress, sp = sb.baseAddress!
-                            let run = { (part: Int, range: Range<Int>) in
-                                let s = sp + part * rows * tk
+                        let qp = qb.baseAddress!, kp = kb.baseAddress!, vp = vb.baseAddress!, op = ob.baseAddress!
+                        let bp = keyBias == nil ? nil : biasBuf.baseAddress
+                        parallelLanes(items) { range in
+                            var scores = TensorBuffer(uninitializedCount: rows * tk)
+                            scores.withUnsafeMutableBufferPointer { sb in
+                                let s = sb.baseAddress!
                                 for item in range {
                                     let bi = item / (heads * blocksPerHead)
                                     let h = item / blocksPerHead % heads
@@ -73,15 +70,6 @@ public enum MultiHeadAttention {
                                                a: s, lda: tk,
                                                b: vp + bi * tk * vDim + g * dv, ldb: vDim,
                                                c: op + (bi * tq + q0) * outDim + h * dv, ldc: outDim)
-                                }
-                            }
-                            if parts <= 1 {
-                                run(0, 0..<items)  // one item, or the serial side thread: sgemm may still split
-                            } else {
-                                let per = (items + parts - 1) / parts
-                                DispatchQueue.concurrentPerform(iterations: parts) { part in
-                                    let lo = part * per, hi = min(items, lo + per)
-                                    if lo < hi { ThreadBudget.serially { run(part, lo..<hi) } }
                                 }
                             }
                         }

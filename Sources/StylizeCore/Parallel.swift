@@ -42,7 +42,25 @@ enum ProcessInfoCores {
 /// concurrently. Small jobs run inline: waking threads costs more than it saves.
 @inline(__always)
 public func parallelRanges(_ count: Int, minPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
-    let parts = min(ThreadBudget.available, max(1, count / max(1, minPerThread)))
+    runRanges(count, parts: min(ThreadBudget.available, max(1, count / max(1, minPerThread))), body)
+}
+
+/// `parallelRanges` for items that are whole jobs (an attention head, a Winograd pass):
+/// each range runs with its kernels and GEMMs kept on its own thread
+/// (`ThreadBudget.serially`), where splitting each item's small GEMMs over the threads
+/// would cost more than it saves. A single range runs on the calling thread, free to split.
+@inline(__always)
+public func parallelLanes(_ count: Int, _ body: (Range<Int>) -> Void) {
+    let parts = min(ThreadBudget.available, count)
+    if parts <= 1 {
+        body(0..<count)
+        return
+    }
+    runRanges(count, parts: parts) { range in ThreadBudget.serially { body(range) } }
+}
+
+@inline(__always)
+private func runRanges(_ count: Int, parts: Int, _ body: (Range<Int>) -> Void) {
     if parts <= 1 {
         body(0..<count)
         return

@@ -1,5 +1,3 @@
-import Foundation
-
 /// 3×3 stride-1 convolution by Winograd's minimal filtering (Lavin & Gray, "Fast Algorithms
 /// for Convolutional Neural Networks", 2016) on NHWC tensors.
 ///
@@ -109,63 +107,53 @@ struct WinogradPlan: Sendable {
         // layers keep both threads on each product, sharing its weights in cache.
         let perThread = threads > 1 && BLAS.splitParts(m: chunk, n: cout, k: cin) <= 1
             && total >= threads * Self.minLaneChunkTiles
-        let lanes = perThread ? threads : 1
         if perThread {  // a whole number of passes per thread
             chunk = min(total, max(Self.minLaneChunkTiles, Self.laneBufferFloats / (a2 * (cin + cout))))
-            let passes = (total + lanes * chunk - 1) / (lanes * chunk) * lanes
+            let passes = (total + threads * chunk - 1) / (threads * chunk) * threads
             chunk = (total + passes - 1) / passes
         }
+        let passes = (total + chunk - 1) / chunk
         var out = Tensor(uninitialized: [n, oh, ow, cout])
-        var v = TensorBuffer(uninitializedCount: lanes * a2 * chunk * cin)
-        var prod = TensorBuffer(uninitializedCount: lanes * a2 * chunk * cout)
         let geometry = TileGeometry(h: h, w: w, oh: oh, ow: ow, tilesW: tilesW, tilesPerImage: tilesPerImage,
                                     padTop: padTop, padLeft: padLeft)
         x.data.withUnsafeBufferPointer { src in
             transformed.withUnsafeBufferPointer { u in
                 out.data.withUnsafeMutableBufferPointer { dst in
-                    v.withUnsafeMutableBufferPointer { vb in
-                        prod.withUnsafeMutableBufferPointer { mb in
-                            let cin = self.cin, cout = self.cout
-                            func pass(_ first: Int, lane: Int, profiled: Bool) {
-                                let count = min(chunk, total - first)
-                                let vp = vb.baseAddress! + lane * a2 * chunk * cin
-                                let mp = mb.baseAddress! + lane * a2 * chunk * cout
-                                transformInput(src.baseAddress!, geometry, first: first, count: count, into: vp)
-                                func product(_ k: Int) {
-                                    BLAS.sgemm(m: count, n: cout, k: cin,
-                                               a: vp + k * cin, lda: a2 * cin,
-                                               b: u.baseAddress! + k * cin * cout, ldb: cout,
-                                               c: mp + k * cout, ldc: a2 * cout)
-                                }
-                                if !profiled {
-                                    for k in 0..<a2 { product(k) }
-                                } else {
-                                    OpProfile.section(.winogradGemm) {
+                    let cin = self.cin, cout = self.cout
+                    /// Runs the passes in `range` on transform buffers of its own.
+                    func run(_ range: Range<Int>) {
+                        var v = TensorBuffer(uninitializedCount: a2 * chunk * cin)
+                        var prod = TensorBuffer(uninitializedCount: a2 * chunk * cout)
+                        v.withUnsafeMutableBufferPointer { vb in
+                            prod.withUnsafeMutableBufferPointer { mb in
+                                let vp = vb.baseAddress!, mp = mb.baseAddress!
+                                for pass in range {
+                                    let first = pass * chunk, count = min(chunk, total - first)
+                                    transformInput(src.baseAddress!, geometry, first: first, count: count, into: vp)
+                                    func product(_ k: Int) {
+                                        BLAS.sgemm(m: count, n: cout, k: cin,
+                                                   a: vp + k * cin, lda: a2 * cin,
+                                                   b: u.baseAddress! + k * cin * cout, ldb: cout,
+                                                   c: mp + k * cout, ldc: a2 * cout)
+                                    }
+                                    func products() {
                                         if BLAS.splitParts(m: count, n: cout, k: cin) > 1 {
-                                            for k in 0..<a2 { product(k) }
+                                            for k in 0..<a2 { product(k) }  // sgemm splits each one
                                         } else {
-                                            parallelRanges(a2) { r in ThreadBudget.serially { for k in r { product(k) } } }
+                                            parallelLanes(a2) { for k in $0 { product(k) } }
                                         }
                                     }
+                                    // OpProfile is kept by the driving thread only, not by per-thread passes.
+                                    if perThread { products() } else { OpProfile.section(.winogradGemm, products) }
+                                    transformOutput(mp, geometry, first: first, count: count, into: dst.baseAddress!)
                                 }
-                                transformOutput(mp, geometry, first: first, count: count, into: dst.baseAddress!)
-                            }
-                            if perThread {
-                                // transforms and GEMMs together: the profile is kept by this thread only
-                                OpProfile.section(.winogradPasses) {
-                                    let passes = (total + chunk - 1) / chunk
-                                    DispatchQueue.concurrentPerform(iterations: lanes) { lane in
-                                        ThreadBudget.serially {
-                                            for p in stride(from: lane, to: passes, by: lanes) {
-                                                pass(p * chunk, lane: lane, profiled: false)
-                                            }
-                                        }
-                                    }
-                                }
-                            } else {
-                                for first in stride(from: 0, to: total, by: chunk) { pass(first, lane: 0, profiled: true) }
                             }
                         }
+                    }
+                    if perThread {
+                        OpProfile.section(.winogradPasses) { parallelLanes(passes, run) }
+                    } else {
+                        run(0..<passes)
                     }
                 }
             }

@@ -113,22 +113,24 @@ public final class Stylizer: @unchecked Sendable {
             let frame = (i * perFrame)..<((i + 1) * perFrame)
             if settings.fixedNoise {
                 if fixedNoiseCache[key] == nil {
-                    fixedNoiseCache[key] = gaussian(count: perFrame, seed: settings.seed &+ UInt64(salt) &* 0x9E37_79B9)
+                    var field = Tensor(uninitialized: [perFrame])
+                    field.data.withUnsafeMutableBufferPointer {
+                        Self.fillGaussian($0, seed: settings.seed &+ UInt64(salt) &* 0x9E37_79B9)
+                    }
+                    fixedNoiseCache[key] = field
                 }
                 out.data.replaceSubrange(frame, with: fixedNoiseCache[key]!.data)
             } else {
                 let seed = settings.seed &+ UInt64(truncatingIfNeeded: frameIndices[i]) &* 0x1_0000_0001 &+ UInt64(salt) &* 0x9E37_79B9
-                out.data.replaceSubrange(frame, with: gaussian(count: perFrame, seed: seed).data)
+                out.data.withUnsafeMutableBufferPointer { Self.fillGaussian(UnsafeMutableBufferPointer(rebasing: $0[frame]), seed: seed) }
             }
         }
         return out
     }
 
-    private func gaussian(count: Int, seed: UInt64) -> Tensor {
+    private static func fillGaussian(_ buffer: UnsafeMutableBufferPointer<Float>, seed: UInt64) {
         var rng = SplitMix64(seed: seed)
-        var out = Tensor(uninitialized: [count])
-        out.data.withUnsafeMutableBufferPointer { for i in 0..<count { $0[i] = rng.normal() } }
-        return out
+        for i in buffer.indices { buffer[i] = rng.normal() }
     }
 }
 
