@@ -26,26 +26,28 @@ public struct GroupNormKernel: Sendable {
         let batch = x.shape[0]
         let pixels = x.count / (batch * c)
         var out = Tensor(uninitialized: x.shape)
+        // Per-call scratch, reused by every image of the batch (the hot path runs this
+        // dozens of times per frame: per-image arrays were half of its mallocs).
+        var mean = [Double](repeating: 0, count: c), sq = [Double](repeating: 0, count: c)
+        var groupMean = [Double](repeating: 0, count: g), groupVar = [Double](repeating: 0, count: g)
+        var centre = [Float](repeating: 0, count: c)
+        var scale = [Float](repeating: 0, count: c), shift = [Float](repeating: 0, count: c)
+        var sums = ChannelSums(pixels: pixels, channels: c)
         x.data.withUnsafeBufferPointer { sbuf in
             out.data.withUnsafeMutableBufferPointer { obuf in
                 let s = sbuf.baseAddress!, o = obuf.baseAddress!
                 for b in 0..<batch {
                     let base = s + b * pixels * c
                     // Two-pass statistics in Double: groups can hold millions of values.
-                    var mean = [Double](repeating: 0, count: c)
-                    channelSums(base, pixels: pixels, channels: c, into: &mean, center: nil)
-                    var groupMean = [Double](repeating: 0, count: g)
+                    for i in 0..<c { mean[i] = 0; sq[i] = 0 }
+                    for i in 0..<g { groupMean[i] = 0; groupVar[i] = 0 }
+                    sums.run(base, into: &mean, center: nil)
                     for ch in 0..<c { groupMean[ch / cg] += mean[ch] }
                     let n = Double(pixels * cg)
                     for i in 0..<g { groupMean[i] /= n }
-                    var centre = [Float](repeating: 0, count: c)
                     for ch in 0..<c { centre[ch] = Float(groupMean[ch / cg]) }
-                    var sq = [Double](repeating: 0, count: c)
-                    channelSums(base, pixels: pixels, channels: c, into: &sq, center: centre)
-                    var groupVar = [Double](repeating: 0, count: g)
+                    sums.run(base, into: &sq, center: centre)
                     for ch in 0..<c { groupVar[ch / cg] += sq[ch] }
-                    var scale = [Float](repeating: 0, count: c)
-                    var shift = [Float](repeating: 0, count: c)
                     for ch in 0..<c {
                         let gi = ch / cg
                         let rstd = 1 / (groupVar[gi] / n + Double(eps)).squareRoot()
@@ -61,48 +63,63 @@ public struct GroupNormKernel: Sendable {
     }
 }
 
-/// Per-channel Σx (center == nil) or Σ(x − center)², accumulated in Float over short
-/// runs of pixels and in Double across runs.
-func channelSums(_ p: UnsafePointer<Float>, pixels: Int, channels c: Int,
-                 into acc: inout [Double], center: [Float]?) {
-    let threads = min(ThreadBudget.threads, max(1, pixels / 256))
-    var partials = [[Double]](repeating: [Double](repeating: 0, count: c), count: threads)
-    let chunk = (pixels + threads - 1) / threads
-    partials.withUnsafeMutableBufferPointer { parts in
-        let partsBase = parts.baseAddress!
-        parallelRanges(threads) { tr in
-            for t in tr {
-                var local = [Double](repeating: 0, count: c)
-                var run = [Float](repeating: 0, count: c)
-                let lo = t * chunk, hi = min(pixels, lo + chunk)
-                var px = lo
-                while px < hi {
-                    let end = min(hi, px + 64)
-                    for i in 0..<c { run[i] = 0 }
-                    run.withUnsafeMutableBufferPointer { rb in
-                        let r = rb.baseAddress!
-                        if let center {
-                            center.withUnsafeBufferPointer { cb in
+/// Per-channel Σx (center == nil) or Σ(x − center)² of one image, accumulated in Float
+/// over short runs of pixels and in Double across runs, split over threads; its scratch
+/// is made once and reused for every image of a call.
+struct ChannelSums {
+    let pixels: Int
+    let channels: Int
+    /// Parts by the process-wide count, not the caller's budget: the sums (and so the
+    /// output's last bits) stay the same whichever thread runs this.
+    let parts: Int
+    private var partials: [Double]   // parts × channels
+    private var runs: [Float]        // parts × channels
+
+    init(pixels: Int, channels: Int) {
+        self.pixels = pixels
+        self.channels = channels
+        parts = min(ThreadBudget.threads, max(1, pixels / 256))
+        partials = [Double](repeating: 0, count: parts * channels)
+        runs = [Float](repeating: 0, count: parts * channels)
+    }
+
+    mutating func run(_ p: UnsafePointer<Float>, into acc: inout [Double], center: [Float]?) {
+        let (c, pixels, parts) = (channels, self.pixels, self.parts)
+        let chunk = (pixels + parts - 1) / parts
+        partials.withUnsafeMutableBufferPointer { pb in
+            runs.withUnsafeMutableBufferPointer { rb in
+                let (partsBase, runsBase) = (pb.baseAddress!, rb.baseAddress!)
+                parallelRanges(parts) { tr in
+                    for t in tr {
+                        let local = partsBase + t * c, r = runsBase + t * c
+                        for i in 0..<c { local[i] = 0 }
+                        let lo = t * chunk, hi = min(pixels, lo + chunk)
+                        var px = lo
+                        while px < hi {
+                            let end = min(hi, px + 64)
+                            for i in 0..<c { r[i] = 0 }
+                            if let center {
+                                center.withUnsafeBufferPointer { cb in
+                                    for q in px..<end {
+                                        let row = p + q * c
+                                        for i in 0..<c { let d = row[i] - cb[i]; r[i] += d * d }
+                                    }
+                                }
+                            } else {
                                 for q in px..<end {
                                     let row = p + q * c
-                                    for i in 0..<c { let d = row[i] - cb[i]; r[i] += d * d }
+                                    for i in 0..<c { r[i] += row[i] }
                                 }
                             }
-                        } else {
-                            for q in px..<end {
-                                let row = p + q * c
-                                for i in 0..<c { r[i] += row[i] }
-                            }
+                            for i in 0..<c { local[i] += Double(r[i]) }
+                            px = end
                         }
                     }
-                    for i in 0..<c { local[i] += Double(run[i]) }
-                    px = end
                 }
-                (partsBase + t).pointee = local
             }
         }
+        for t in 0..<parts { for i in 0..<c { acc[i] += partials[t * c + i] } }
     }
-    for part in partials { for i in 0..<c { acc[i] += part[i] } }
 }
 
 /// out = act(x · scale[c] + shift[c]) for each pixel.

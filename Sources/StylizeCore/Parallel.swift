@@ -4,22 +4,33 @@ import Foundation
 /// softmax) and GEMMs (`BLAS.sgemm` splits large products itself; OpenBLAS runs
 /// single-threaded) both run on at most `threads` threads, and never at once.
 public enum ThreadBudget {
+    /// The process-wide default, for threads that did not choose their own (`with`).
     nonisolated(unsafe) public static var threads: Int = max(1, min(8, ProcessInfoCores.count))
 
-    /// Threads the calling thread may use: `threads`, or 1 inside `serially`.
+    /// Threads the calling thread may use: its own budget (`with`, `serially`), else `threads`.
     @inline(__always)
-    public static var available: Int { pthread_getspecific(serialKey) == nil ? threads : 1 }
+    public static var available: Int {
+        guard let own = pthread_getspecific(ownKey) else { return threads }
+        return Int(bitPattern: own)
+    }
+
+    /// Runs `body` with `n` threads for its kernels and GEMMs (n ≤ 0: the process-wide
+    /// default): one stream's budget, without changing any other thread's.
+    public static func with<R>(threads n: Int, _ body: () throws -> R) rethrows -> R {
+        guard n > 0 else { return try body() }
+        let was = pthread_getspecific(ownKey)
+        pthread_setspecific(ownKey, UnsafeRawPointer(bitPattern: n))
+        defer { pthread_setspecific(ownKey, was) }
+        return try body()
+    }
 
     /// Runs `body` with every kernel and GEMM on the calling thread alone: for the
     /// conditioning side thread, whose priority would not carry over to pool threads.
     public static func serially<R>(_ body: () throws -> R) rethrows -> R {
-        let was = pthread_getspecific(serialKey)
-        pthread_setspecific(serialKey, UnsafeRawPointer(bitPattern: 1))
-        defer { pthread_setspecific(serialKey, was) }
-        return try body()
+        try with(threads: 1, body)
     }
 
-    private static let serialKey: pthread_key_t = {
+    private static let ownKey: pthread_key_t = {
         var key = pthread_key_t()
         // Not inside precondition(): -Ounchecked builds drop its condition, call included.
         let status = pthread_key_create(&key, nil)

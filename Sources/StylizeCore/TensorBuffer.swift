@@ -188,7 +188,7 @@ public enum TensorBufferPool {
     /// Frees every pooled block (tests; a host that wants its memory back).
     public static func drain() {
         let blocks = state.withLock { s -> [UnsafeMutablePointer<Float>] in
-            let all = s.free.values.flatMap { $0 }
+            let all = s.free.values.flatMap { $0.blocks }
             s.free.removeAll(keepingCapacity: true)
             s.statistics.pooledBytes = 0
             return all
@@ -196,8 +196,14 @@ public enum TensorBufferPool {
         for b in blocks { UnsafeMutableRawPointer(b).deallocate() }
     }
 
+    /// A class, so popping and pushing a block mutates the list in place: through the
+    /// dictionary's value, every take copied the dictionary's storage (a malloc per buffer).
+    final class FreeList {
+        var blocks: [UnsafeMutablePointer<Float>] = []
+    }
+
     struct State {
-        var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
+        var free: [Int: FreeList] = [:]
         var statistics = Statistics()
         var limitBytes = 4 << 30
     }
@@ -208,7 +214,7 @@ public enum TensorBufferPool {
 
     @usableFromInline static func take(_ count: Int) -> UnsafeMutablePointer<Float> {
         let reused = state.withLock { s -> UnsafeMutablePointer<Float>? in
-            if let p = s.free[count]?.popLast() {
+            if let p = s.free[count]?.blocks.popLast() {
                 s.statistics.reused += 1
                 s.statistics.pooledBytes -= count * 4
                 return p
@@ -226,7 +232,13 @@ public enum TensorBufferPool {
     @usableFromInline static func give(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
         let kept = state.withLock { s -> Bool in
             guard s.statistics.pooledBytes + count * 4 <= s.limitBytes else { return false }
-            s.free[count, default: []].append(p)
+            if let list = s.free[count] {
+                list.blocks.append(p)
+            } else {
+                let list = FreeList()
+                list.blocks.append(p)
+                s.free[count] = list
+            }
             s.statistics.pooledBytes += count * 4
             return true
         }

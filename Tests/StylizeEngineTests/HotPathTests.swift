@@ -55,7 +55,7 @@ final class HotPathTests: XCTestCase {
         let mallocs = stylize_malloc_counter_read()
         print("hot path: \(mallocs.calls - mallocBefore.calls) malloc calls, \(mallocs.bytes - mallocBefore.bytes) bytes, largest \(mallocs.largest) over 16 frames")
         // What is left are Swift object headers, shape arrays and Dispatch work items
-        // (measured: about 950 calls per frame, none over 2 KB); nano's smallest
+        // (measured: about 600 calls per frame, none over 2 KB); nano's smallest
         // activation is 64 KB, so any tensor-sized malloc shows here.
         XCTAssertLessThan(mallocs.largest, 16 << 10, "a malloc of \(mallocs.largest) bytes on the hot path")
         let pool = TensorBufferPool.statistics.since(poolBefore)
