@@ -63,15 +63,21 @@ let package = Package(
         ),
         .target(name: "StylizeCore", dependencies: ["COpenBLAS", "CSystem"], swiftSettings: numeric),
         .target(name: "StylizeModels", dependencies: ["StylizeCore"], swiftSettings: numeric),
-        .target(name: "StylizeEngine", dependencies: ["StylizeModels", "CZlib", "CSystem"], swiftSettings: numeric),
+        .target(name: "StylizeEngine", dependencies: ["StylizeModels", "StylizeProperties", "CZlib", "CSystem"], swiftSettings: numeric),
+        // The element's property table: GParamSpecs, settings, engine defaults, relay options.
+        .target(name: "StylizeProperties"),
         // The element: a thin C half (GObject boilerplate, trampolines) and the Swift half.
         .target(name: "CShims", dependencies: ["CGStreamer"], path: "CShims", exclude: ["README.md"]),
-        .target(name: "GstStylize", dependencies: ["CShims", "CGStreamer", "StylizeEngine", "StylizeCore"]),
+        .target(name: "GstStylize", dependencies: ["CShims", "CGStreamer", "StylizeEngine", "StylizeCore", "StylizeProperties"]),
         .executableTarget(
             name: "stylize-tool",
             dependencies: [
                 "StylizeModels",
                 "StylizeEngine",
+                "StylizeProperties",
+                // bench element runs the element itself, linked in.
+                "GstStylize",
+                "CGStreamer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: numeric
@@ -83,6 +89,7 @@ let package = Package(
             dependencies: [
                 "CGStreamer",
                 "CGstRtspServer",
+                "StylizeProperties",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "FlyingFox", package: "FlyingFox"),
@@ -109,7 +116,8 @@ let package = Package(
         .testTarget(name: "StylizeEngineTests", dependencies: ["StylizeEngine", "StylizeTestSupport", "CSystem", "CMallocCounter"]),
         .testTarget(
             name: "GstStylizeTests",
-            dependencies: ["GstStylize", "CShims", "CGStreamer", "CGstCheck", "StylizeEngine", "StylizeCore", "StylizeTestSupport"]
+            dependencies: ["GstStylize", "CShims", "CGStreamer", "CGstCheck", "StylizeEngine", "StylizeCore", "StylizeProperties",
+                           "StylizeTestSupport", "CMallocCounter"]
         ),
         .testTarget(name: "StylizeToolTests", dependencies: ["StylizeModels", "StylizeEngine", "stylize-tool"]),
         // Embedding examples (examples/): the Swift one is this target; the tests run it and

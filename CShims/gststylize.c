@@ -85,22 +85,16 @@ static void
 gst_stylize_set_property (GObject * object, guint prop_id,
     const GValue * value, GParamSpec * pspec)
 {
-  if (prop_id == STYLIZE_PROP_0 || prop_id > STYLIZE_PROP_STATS) {
+  if (!stylize_swift_set_property (STYLIZE (object), prop_id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-    return;
-  }
-  stylize_swift_set_property (STYLIZE (object), prop_id, value);
 }
 
 static void
 gst_stylize_get_property (GObject * object, guint prop_id, GValue * value,
     GParamSpec * pspec)
 {
-  if (prop_id == STYLIZE_PROP_0 || prop_id > STYLIZE_PROP_STATS) {
+  if (!stylize_swift_get_property (STYLIZE (object), prop_id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-    return;
-  }
-  stylize_swift_get_property (STYLIZE (object), prop_id, value);
 }
 
 static void
@@ -120,93 +114,19 @@ gst_stylize_finalize (GObject * object)
 
 /* --- class and instance --- */
 
-#define RW_PLAYING \
-  (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING)
-
 static void
 gst_stylize_class_init (GstStylizeClass * klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
-  gchar *default_model = stylize_swift_default_model_path ();
 
   gobject_class->set_property = gst_stylize_set_property;
   gobject_class->get_property = gst_stylize_get_property;
   gobject_class->dispose = gst_stylize_dispose;
   gobject_class->finalize = gst_stylize_finalize;
 
-  g_object_class_install_property (gobject_class, STYLIZE_PROP_MODEL,
-      g_param_spec_string ("model", "Model folder",
-          "Diffusers-style model folder (model_index.json, unet/, vae/, "
-          "text_encoder/, tokenizer/, scheduler/). Default: $STYLIZE_MODEL_DIR "
-          "if set, else the embedded model: models/nano beside the plugin's "
-          "build folder, else an installed one (scripts/install.sh): "
-          "<prefix>/share/stylize/models/nano for a plugin in "
-          "<prefix>/lib/gstreamer-1.0, then stylize/models/nano in "
-          "$XDG_DATA_HOME (~/.local/share) and $XDG_DATA_DIRS "
-          "(/usr/local/share, /usr/share). Loaded in NULL->READY; changing it "
-          "while running loads the new folder in the background and switches "
-          "at a batch boundary", default_model, RW_PLAYING));
-  g_object_class_install_property (gobject_class, STYLIZE_PROP_PROMPT,
-      g_param_spec_string ("prompt", "Prompt",
-          "Text describing the style. Empty: the model's default prompt. "
-          "Takes effect at the first batch boundary after its conditioning is "
-          "ready (a stylize-conditioning element message reports it)", "",
-          RW_PLAYING));
-  g_object_class_install_property (gobject_class, STYLIZE_PROP_BATCH_SIZE,
-      g_param_spec_uint ("batch-size", "Batch size",
-          "Frames processed together. Larger batches raise throughput and add "
-          "(batch-size - 1) frame durations of latency",
-          STYLIZE_BATCH_SIZE_MIN, STYLIZE_BATCH_SIZE_MAX,
-          STYLIZE_BATCH_SIZE_DEFAULT, RW_PLAYING));
-  g_object_class_install_property (gobject_class, STYLIZE_PROP_STEPS,
-      g_param_spec_uint ("steps", "Steps", "Denoising steps per frame",
-          STYLIZE_STEPS_MIN, STYLIZE_STEPS_MAX, STYLIZE_STEPS_DEFAULT,
-          RW_PLAYING));
-  g_object_class_install_property (gobject_class, STYLIZE_PROP_STRENGTH,
-      g_param_spec_float ("strength", "Strength",
-          "How far the output may move from the input (0: unchanged, "
-          "1: fully regenerated)", 0.0, 1.0, STYLIZE_STRENGTH_DEFAULT,
-          RW_PLAYING));
-  g_object_class_install_property (gobject_class, STYLIZE_PROP_SEED,
-      g_param_spec_uint64 ("seed", "Seed", "Seed of the noise generator",
-          0, G_MAXUINT64, STYLIZE_SEED_DEFAULT, RW_PLAYING));
-  g_object_class_install_property (gobject_class, STYLIZE_PROP_FIXED_NOISE,
-      g_param_spec_boolean ("fixed-noise", "Fixed noise",
-          "Use the same noise for every frame (temporal stability)",
-          STYLIZE_FIXED_NOISE_DEFAULT, RW_PLAYING));
-  g_object_class_install_property (gobject_class, STYLIZE_PROP_REFRESH_INTERVAL,
-      g_param_spec_uint ("refresh-interval", "Refresh interval",
-          "Frames between re-encodings of the prompt with a fresh frame, for "
-          "vision-aware encoders (0: only when the prompt changes)",
-          0, STYLIZE_REFRESH_INTERVAL_MAX, STYLIZE_REFRESH_INTERVAL_DEFAULT,
-          RW_PLAYING));
-  g_object_class_install_property (gobject_class, STYLIZE_PROP_MAX_BATCH_WAIT,
-      g_param_spec_uint ("max-batch-wait", "Maximum batch wait",
-          "Milliseconds the oldest frame of a partial batch may wait before "
-          "the batch runs anyway, for live sources (0: off, wait for a full "
-          "batch)", 0, STYLIZE_MAX_BATCH_WAIT_MAX,
-          STYLIZE_MAX_BATCH_WAIT_DEFAULT, RW_PLAYING));
-  g_object_class_install_property (gobject_class, STYLIZE_PROP_SIMILARITY_SKIP,
-      g_param_spec_float ("similarity-skip", "Similarity skip",
-          "Reuse the previous output when the mean absolute difference to the "
-          "last processed input frame (0-1 scale) is below this (0: off)",
-          0.0, 1.0, STYLIZE_SIMILARITY_SKIP_DEFAULT, RW_PLAYING));
-  g_object_class_install_property (gobject_class, STYLIZE_PROP_THREADS,
-      g_param_spec_uint ("threads", "Threads",
-          "CPU threads for the numeric work (0: all cores). Applied in "
-          "READY->PAUSED; the thread pools are process-wide, so the last "
-          "element to start decides",
-          0, STYLIZE_THREADS_MAX, STYLIZE_THREADS_DEFAULT,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-          GST_PARAM_MUTABLE_READY));
-  g_object_class_install_property (gobject_class, STYLIZE_PROP_STATS,
-      g_param_spec_boxed ("stats", "Statistics",
-          "Stream statistics: fps, latency-p50 and latency-p95 (seconds), "
-          "encoder-seconds (last prompt encoding), frames-out, skipped",
-          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
-
-  g_free (default_model);
+  /* Every property comes from Swift's property table (ElementProperty). */
+  stylize_swift_install_properties (gobject_class);
 
   gst_element_class_set_static_metadata (element_class,
       "Stylize (diffusion video restyling)", "Filter/Effect/Video",
@@ -243,6 +163,15 @@ gst_stylize_init (GstStylize * self)
 }
 
 /* --- helpers for Swift --- */
+
+GParamFlags
+stylize_param_flags (gboolean writable, gboolean mutable_playing)
+{
+  if (!writable)
+    return G_PARAM_READABLE;
+  return G_PARAM_READWRITE | (mutable_playing ? GST_PARAM_MUTABLE_PLAYING :
+      GST_PARAM_MUTABLE_READY);
+}
 
 void
 stylize_element_message (GstElement * element, GstMessageType type,

@@ -7,7 +7,7 @@
 void *stylize_swift_instance_init (GstStylize * self);
 void stylize_swift_dispose (GstStylize * self);
 void stylize_swift_finalize (GstStylize * self);
-gchar *stylize_swift_default_model_path (void);
+void stylize_swift_install_properties (GObjectClass * klass);
 void stylize_swift_plugin_init (GstPlugin * plugin);
 
 GstFlowReturn stylize_swift_chain (GstStylize * self, GstBuffer * buffer);
@@ -18,7 +18,8 @@ gboolean stylize_swift_src_activate_mode (GstStylize * self, GstPadMode mode,
     gboolean active);
 GstStateChangeReturn stylize_swift_change_state (GstStylize * self,
     GstStateChange transition);
-void stylize_swift_set_property (GstStylize * self, guint prop_id,
+/* FALSE: not one of the element's property ids. */
+gboolean stylize_swift_set_property (GstStylize * self, guint prop_id,
     const GValue * value);
-void stylize_swift_get_property (GstStylize * self, guint prop_id,
+gboolean stylize_swift_get_property (GstStylize * self, guint prop_id,
     GValue * value);

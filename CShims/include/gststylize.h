@@ -29,40 +29,9 @@ GType gst_stylize_get_type (void);
  * a plugin file: for apps and tests that link the element statically. Idempotent. */
 gboolean gst_stylize_register_static (void);
 
-/* Property ids, shared with Swift. */
-typedef enum {
-  STYLIZE_PROP_0,
-  STYLIZE_PROP_MODEL,
-  STYLIZE_PROP_PROMPT,
-  STYLIZE_PROP_BATCH_SIZE,
-  STYLIZE_PROP_STEPS,
-  STYLIZE_PROP_STRENGTH,
-  STYLIZE_PROP_SEED,
-  STYLIZE_PROP_FIXED_NOISE,
-  STYLIZE_PROP_REFRESH_INTERVAL,
-  STYLIZE_PROP_MAX_BATCH_WAIT,
-  STYLIZE_PROP_SIMILARITY_SKIP,
-  STYLIZE_PROP_THREADS,
-  STYLIZE_PROP_STATS,
-} StylizeProperty;
-
-/* Ranges and defaults, one place for class_init (C) and Settings (Swift). */
-#define STYLIZE_BATCH_SIZE_MIN 1
-#define STYLIZE_BATCH_SIZE_MAX 64
-#define STYLIZE_BATCH_SIZE_DEFAULT 8
-#define STYLIZE_STEPS_MIN 1
-#define STYLIZE_STEPS_MAX 8
-#define STYLIZE_STEPS_DEFAULT 1
-#define STYLIZE_STRENGTH_DEFAULT 0.5
-#define STYLIZE_SEED_DEFAULT 0
-#define STYLIZE_FIXED_NOISE_DEFAULT TRUE
-#define STYLIZE_REFRESH_INTERVAL_MAX 10000
-#define STYLIZE_REFRESH_INTERVAL_DEFAULT 30
-#define STYLIZE_MAX_BATCH_WAIT_MAX 60000
-#define STYLIZE_MAX_BATCH_WAIT_DEFAULT 0
-#define STYLIZE_SIMILARITY_SKIP_DEFAULT 0.0
-#define STYLIZE_THREADS_MAX 64
-#define STYLIZE_THREADS_DEFAULT 0
+/* GParamFlags of a property that may change in any state / only in NULL and READY
+ * (GST_PARAM_MUTABLE_* are macros). */
+GParamFlags stylize_param_flags (gboolean writable, gboolean mutable_playing);
 
 /* --- helpers for what Swift cannot call (macros, varargs) --- */
 

@@ -13,9 +13,9 @@ func stylizePluginInit(_ plugin: OpaquePointer?) {
     StylizeEngine.installAsDefaultFactory()
 }
 
-@_cdecl("stylize_swift_default_model_path")
-func stylizeDefaultModelPath() -> UnsafeMutablePointer<gchar>? {
-    g_strdup(Settings.defaultModelPath())
+@_cdecl("stylize_swift_install_properties")
+func stylizeInstallProperties(_ klass: UnsafeMutablePointer<GObjectClass>) {
+    PropertyBridge.install(klass)
 }
 
 @_cdecl("stylize_swift_instance_init")
@@ -76,11 +76,11 @@ func stylizeChangeState(_ raw: UnsafeMutablePointer<GstStylize>, _ transition: G
 }
 
 @_cdecl("stylize_swift_set_property")
-func stylizeSetProperty(_ raw: UnsafeMutablePointer<GstStylize>, _ id: guint, _ value: UnsafePointer<GValue>) {
-    StylizeElement.from(raw)?.setProperty(StylizeProperty(rawValue: id), value)
+func stylizeSetProperty(_ raw: UnsafeMutablePointer<GstStylize>, _ id: guint, _ value: UnsafePointer<GValue>) -> gboolean {
+    (StylizeElement.from(raw)?.setProperty(id, value) ?? true).gboolean
 }
 
 @_cdecl("stylize_swift_get_property")
-func stylizeGetProperty(_ raw: UnsafeMutablePointer<GstStylize>, _ id: guint, _ value: UnsafeMutablePointer<GValue>) {
-    StylizeElement.from(raw)?.getProperty(StylizeProperty(rawValue: id), value)
+func stylizeGetProperty(_ raw: UnsafeMutablePointer<GstStylize>, _ id: guint, _ value: UnsafeMutablePointer<GValue>) -> gboolean {
+    (StylizeElement.from(raw)?.getProperty(id, value) ?? true).gboolean
 }

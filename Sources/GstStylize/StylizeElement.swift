@@ -3,25 +3,8 @@ import CShims
 import Foundation
 import StylizeCore
 import StylizeEngine
-
-/// One frame between the chain function and the worker: the input buffer (kept so the
-/// output is written back into it, which preserves PTS, DTS, duration, flags and metas),
-/// its format, and its pixels as RGB floats [H, W, 3] in [-1, 1].
-final class HeldFrame {
-    let buffer: BufferRef
-    let format: VideoFormat
-    var pixels: [Float]
-
-    init(buffer: BufferRef, format: VideoFormat, pixels: [Float]) {
-        self.buffer = buffer
-        self.format = format
-        self.pixels = pixels
-    }
-
-    func sameGeometry(_ other: HeldFrame) -> Bool {
-        format.width == other.format.width && format.height == other.format.height
-    }
-}
+import StylizeProperties
+import Synchronization
 
 /// Serialized items travelling in order with the frames.
 enum QueuedItem {
@@ -45,24 +28,34 @@ final class StylizeElement {
     var srcpad: UnsafeMutablePointer<GstPad> { raw.pointee.srcpad }
 
     private let settingsLock = NSLock()
-    private var settings = Settings()
+    private var settings = Settings.initial()
 
     let batcher: FrameBatcher<HeldFrame, QueuedItem>
+    /// The engine, and a model being loaded to replace it while playing.
+    private let engines = EngineSlot()
 
-    // Guarded by stateLock.
+    /// One stream's state (gst-plugins-rs' `State`): made in READY→PAUSED, dropped in
+    /// PAUSED→READY, so nothing from one run leaks into the next.
+    private struct StreamState {
+        var format: VideoFormat?
+        /// What the chain returns upstream, and whether EOS has gone by; reset by FLUSH_STOP
+        /// and STREAM_START.
+        var flow = GST_FLOW_OK
+        var eosQueued = false
+        var gaveUp = false
+        var stopping = false
+        var errorPosted = false
+        var latencyAnswered = false
+        var reportedProcessing: Double = 0
+        /// This element's thread budget (the `threads` property at READY→PAUSED).
+        let threads: Int
+    }
     private let stateLock = NSLock()
-    private var engine: StreamEngine?
-    private var pendingEngine: StreamEngine?      // a live `model` change, swapped in at a batch boundary
-    private var engineStarted = false
-    private var loadGeneration = 0
-    private var inputFormat: VideoFormat?
-    private var lastFlow = GST_FLOW_OK
-    private var eosQueued = false
-    private var gaveUp = false
-    private var stopping = false
-    private var errorPosted = false
-    private var latencyAnswered = false
-    private var reportedProcessing: Double = 0
+    private var stream: StreamState?
+
+    /// Streaming thread only, under the batcher's lock: the batch buffer the chain is
+    /// converting frames into.
+    private var openSlab: BatchSlab?
 
     // Guards posting from threads that may outlive the GObject (engine callbacks, model
     // loads): dispose clears `alive` before the object can go away.
@@ -72,9 +65,13 @@ final class StylizeElement {
     // Worker thread only.
     private var lastStatsPost: Double = 0
 
+    /// Elements between READY→PAUSED and PAUSED→READY in this process: the tensor pool,
+    /// shared by all of them, is given back only when the last one stops.
+    private static let running = Mutex(0)
+
     init(_ raw: UnsafeMutablePointer<GstStylize>) {
         self.raw = raw
-        batcher = FrameBatcher(batchSize: Int(STYLIZE_BATCH_SIZE_DEFAULT))
+        batcher = FrameBatcher(batchSize: ElementProperty.batchSize.defaultInt)
         batcher.stop()  // nothing flows until the src pad is activated
     }
 
@@ -91,12 +88,21 @@ final class StylizeElement {
 
     func finalize() {
         dispose()
-        let (e, p) = stateLock.withLock { () -> (StreamEngine?, StreamEngine?) in
-            defer { engine = nil; pendingEngine = nil; loadGeneration += 1 }
-            return (engine, pendingEngine)
-        }
-        for x in [e, p].compactMap({ $0 }) { release(x) }
+        engines.clear()
     }
+
+    /// Updates the stream's state if there is one (nil: not between READY→PAUSED and
+    /// PAUSED→READY).
+    @discardableResult
+    private func withStream<R>(_ body: (inout StreamState) -> R) -> R? {
+        stateLock.withLock {
+            guard stream != nil else { return nil }
+            return body(&stream!)
+        }
+    }
+
+    /// The flow the chain returns upstream (FLUSHING outside a stream).
+    private var currentFlow: GstFlowReturn { withStream { $0.flow } ?? GST_FLOW_FLUSHING }
 
     /// Runs `body` only while the element is alive (for threads the element does not join).
     private func whileAlive(_ body: () -> Void) {
@@ -131,94 +137,59 @@ final class StylizeElement {
 
     // MARK: - properties
 
-    func setProperty(_ id: StylizeProperty, _ value: UnsafePointer<GValue>) {
-        switch id {
-        case STYLIZE_PROP_MODEL:
-            let path = g_value_get_string(value).map { String(cString: $0) } ?? ""
-            let model = path.isEmpty ? Settings.defaultModelPath() : path
-            let changed = settingsLock.withLock { () -> Bool in
-                defer { settings.model = model }
-                return settings.model != model
-            }
-            if changed { modelChanged(model) }
-        case STYLIZE_PROP_PROMPT:
-            let prompt = g_value_get_string(value).map { String(cString: $0) } ?? ""
-            settingsLock.withLock { settings.prompt = prompt }
-            let engines = stateLock.withLock { [engine, pendingEngine] }
-            for e in engines.compactMap({ $0 }) { e.setPrompt(prompt) }
-        case STYLIZE_PROP_BATCH_SIZE:
-            let n = clamp(Int(g_value_get_uint(value)), STYLIZE_BATCH_SIZE_MIN, STYLIZE_BATCH_SIZE_MAX)
-            let changed = settingsLock.withLock { () -> Bool in
-                defer { settings.batchSize = n }
-                return settings.batchSize != n
-            }
-            batcher.batchSize = n
+    /// False for an id that is not one of the element's properties.
+    func setProperty(_ id: guint, _ value: UnsafePointer<GValue>) -> Bool {
+        guard let p = ElementProperty(rawValue: Int(id)) else { return false }
+        guard var v = PropertyBridge.read(value, as: p) else { return true }
+        if p == .model, case .string("") = v { v = .string(Settings.defaultModelPath()) }
+        // The prompt reaches the engines under the settings lock: concurrent setters
+        // store and apply in the same order, so the stream ends on the last one stored.
+        let (changed, now) = settingsLock.withLock { () -> (Bool, Settings) in
+            let changed = settings.set(p, v)
+            if p == .prompt { for e in engines.engines { e.setPrompt(settings.string(.prompt)) } }
+            return (changed, settings)
+        }
+        switch p {
+        case .model:
+            if changed { modelChanged(now.string(.model)) }
+        case .batchSize:
+            batcher.batchSize = now.int(.batchSize)
             if changed { latencyChanged() }
-        case STYLIZE_PROP_STEPS:
-            let n = clamp(Int(g_value_get_uint(value)), STYLIZE_STEPS_MIN, STYLIZE_STEPS_MAX)
-            settingsLock.withLock { settings.steps = n }
-        case STYLIZE_PROP_STRENGTH:
-            let v = g_value_get_float(value)
-            settingsLock.withLock { settings.strength = v.isFinite ? min(1, max(0, v)) : Float(STYLIZE_STRENGTH_DEFAULT) }
-        case STYLIZE_PROP_SEED:
-            let v = UInt64(g_value_get_uint64(value))
-            settingsLock.withLock { settings.seed = v }
-        case STYLIZE_PROP_FIXED_NOISE:
-            let v = g_value_get_boolean(value).isTrue
-            settingsLock.withLock { settings.fixedNoise = v }
-        case STYLIZE_PROP_REFRESH_INTERVAL:
-            let n = clamp(Int(g_value_get_uint(value)), Int32(0), STYLIZE_REFRESH_INTERVAL_MAX)
-            settingsLock.withLock { settings.refreshInterval = n }
-        case STYLIZE_PROP_MAX_BATCH_WAIT:
-            let n = clamp(Int(g_value_get_uint(value)), Int32(0), STYLIZE_MAX_BATCH_WAIT_MAX)
-            let (changed, wait) = settingsLock.withLock { () -> (Bool, TimeInterval?) in
-                defer { settings.maxBatchWait = n }
-                var s = settings
-                s.maxBatchWait = n
-                return (settings.maxBatchWait != n, s.maxBatchWaitSeconds)
-            }
-            batcher.maxBatchWait = wait
+        case .maxBatchWait:
+            batcher.maxBatchWait = now.maxBatchWaitSeconds
             if changed { latencyChanged() }
-        case STYLIZE_PROP_SIMILARITY_SKIP:
-            let v = g_value_get_float(value)
-            settingsLock.withLock { settings.similaritySkip = v.isFinite ? min(1, max(0, v)) : 0 }
-        case STYLIZE_PROP_THREADS:
-            let n = clamp(Int(g_value_get_uint(value)), Int32(0), STYLIZE_THREADS_MAX)
-            settingsLock.withLock { settings.threads = n }
         default:
-            break
+            break  // read from the settings at the next batch
         }
+        return true
     }
 
-    func getProperty(_ id: StylizeProperty, _ value: UnsafeMutablePointer<GValue>) {
+    func getProperty(_ id: guint, _ value: UnsafeMutablePointer<GValue>) -> Bool {
+        guard let p = ElementProperty(rawValue: Int(id)) else { return false }
+        if p == .stats {
+            g_value_take_boxed(value, statsStructure(name: "stylize-stats"))
+            return true
+        }
         let s = settingsLock.withLock { settings }
-        switch id {
-        case STYLIZE_PROP_MODEL: g_value_set_string(value, s.model)
-        case STYLIZE_PROP_PROMPT: g_value_set_string(value, s.prompt)
-        case STYLIZE_PROP_BATCH_SIZE: g_value_set_uint(value, UInt32(s.batchSize))
-        case STYLIZE_PROP_STEPS: g_value_set_uint(value, UInt32(s.steps))
-        case STYLIZE_PROP_STRENGTH: g_value_set_float(value, s.strength)
-        case STYLIZE_PROP_SEED: g_value_set_uint64(value, guint64(s.seed))
-        case STYLIZE_PROP_FIXED_NOISE: g_value_set_boolean(value, s.fixedNoise.gboolean)
-        case STYLIZE_PROP_REFRESH_INTERVAL: g_value_set_uint(value, UInt32(s.refreshInterval))
-        case STYLIZE_PROP_MAX_BATCH_WAIT: g_value_set_uint(value, UInt32(s.maxBatchWait))
-        case STYLIZE_PROP_SIMILARITY_SKIP: g_value_set_float(value, s.similaritySkip)
-        case STYLIZE_PROP_THREADS: g_value_set_uint(value, UInt32(s.threads))
-        case STYLIZE_PROP_STATS: g_value_take_boxed(value, statsStructure(name: "stylize-stats"))
-        default: break
+        // Left unset, steps and strength are the loaded model's.
+        if p.spec.modelDefault, !s.explicitlySet.contains(p), let e = engines.engine {
+            let m = StylizeSettings(s, model: e.modelDefaults)
+            PropertyBridge.write(p == .steps ? .uint(UInt32(m.steps)) : .float(m.strength), into: value)
+        } else if let v = s[p] {
+            PropertyBridge.write(v, into: value)
         }
+        return true
     }
-
-    private func clamp(_ v: Int, _ lo: Int32, _ hi: Int32) -> Int { min(Int(hi), max(Int(lo), v)) }
 
     /// The `stats` structure (also the body of the `stylize-stats` message).
     private func statsStructure(name: String) -> UnsafeMutablePointer<GstStructure> {
-        let e = stateLock.withLock { engine }
-        let snap = e?.statistics.snapshot()
+        let snap = engines.engine?.statistics.snapshot()
         let s = gst_structure_new_empty(name)!
         stylize_structure_set_double(s, "fps", snap?.fps ?? 0)
         stylize_structure_set_double(s, "latency-p50", snap?.latencyP50 ?? 0)
         stylize_structure_set_double(s, "latency-p95", snap?.latencyP95 ?? 0)
+        stylize_structure_set_double(s, "batch-seconds-p50", snap?.batchSecondsP50 ?? 0)
+        stylize_structure_set_double(s, "batch-seconds-p95", snap?.batchSecondsP95 ?? 0)
         stylize_structure_set_double(s, "encoder-seconds", snap?.encoderSeconds ?? 0)
         stylize_structure_set_uint64(s, "frames-out", guint64(max(0, snap?.framesOut ?? 0)))
         stylize_structure_set_uint64(s, "skipped", guint64(max(0, snap?.skippedFrames ?? 0)))
@@ -251,18 +222,12 @@ final class StylizeElement {
         }
     }
 
-    private func release(_ e: StreamEngine) {
-        e.stop()
-        e.onConditioningActivated = nil
-        e.onError = nil
-    }
-
     /// An error from the engine: posted once; the stream then returns ERROR upstream.
     private func engineFailed(_ text: String, kind: ErrorKind) {
-        let first = stateLock.withLock { () -> Bool in
-            defer { errorPosted = true; if lastFlow == GST_FLOW_OK { lastFlow = GST_FLOW_ERROR } }
-            return !errorPosted && !stopping
-        }
+        let first = withStream { st -> Bool in
+            defer { st.errorPosted = true; if st.flow == GST_FLOW_OK { st.flow = GST_FLOW_ERROR } }
+            return !st.errorPosted && !st.stopping
+        } ?? true
         if first { postError(kind, text) }
     }
 
@@ -275,58 +240,18 @@ final class StylizeElement {
     /// `model` set while the element holds an engine: load the new folder on a background
     /// thread (the stream keeps running on the old model) and switch at a batch boundary.
     private func modelChanged(_ path: String) {
-        let generation = stateLock.withLock { () -> Int? in
-            guard engine != nil else { return nil }  // NULL: loaded at NULL->READY
-            loadGeneration += 1
-            return loadGeneration
-        }
-        guard let generation else { return }
+        guard let generation = engines.beginLoad() else { return }  // NULL: loaded at NULL->READY
         log(GST_LEVEL_INFO, element, "loading model '\(path)' in the background")
         let t = Thread { [self] in
-            let made: StreamEngine
             do {
-                made = try loadEngine(path)
+                let made = try loadEngine(path)
+                try engines.finishLoad(made, generation: generation, settings: settingsLock.withLock { settings })
             } catch {
-                let current = stateLock.withLock { generation == loadGeneration }
-                if current { postError(.resourceNotFound, "Could not load model '\(path)': \(error)") }
-                return
+                if engines.isCurrent(generation) { postError(.resourceNotFound, "Could not load model '\(path)': \(error)") }
             }
-            let settingsNow = settingsLock.withLock { settings.engine }
-            var discard: [StreamEngine] = [made]
-            var failure: Error?
-            stateLock.withLock {
-                guard generation == loadGeneration, engine != nil else { return }
-                if engineStarted {
-                    do {
-                        try made.start(settings: settingsNow)
-                        if let old = pendingEngine { discard = [old] } else { discard = [] }
-                        pendingEngine = made
-                    } catch {
-                        failure = error
-                    }
-                } else {
-                    discard = [engine!]
-                    engine = made
-                }
-            }
-            for e in discard { release(e) }
-            if let failure { postError(.libraryInit, "Could not start model '\(path)': \(failure)") }
         }
         t.name = "stylize-model-load"
         t.start()
-    }
-
-    /// The engine for the next batch (switching to a newly loaded model here).
-    private func engineForBatch() -> StreamEngine? {
-        let (current, old) = stateLock.withLock { () -> (StreamEngine?, StreamEngine?) in
-            guard let p = pendingEngine else { return (engine, nil) }
-            let old = engine
-            engine = p
-            pendingEngine = nil
-            return (p, old)
-        }
-        if let old { release(old) }
-        return current
     }
 
     // MARK: - states
@@ -334,14 +259,9 @@ final class StylizeElement {
     func changeState(_ transition: GstStateChange) -> GstStateChangeReturn {
         switch transition {
         case GST_STATE_CHANGE_NULL_TO_READY:
-            let path = settingsLock.withLock { settings.model }
+            let path = settingsLock.withLock { settings.string(.model) }
             do {
-                let e = try loadEngine(path)
-                stateLock.withLock {
-                    engine = e
-                    loadGeneration += 1
-                    errorPosted = false
-                }
+                engines.install(try loadEngine(path))
                 log(GST_LEVEL_INFO, element, "model '\(path)' loaded")
             } catch {
                 postError(.resourceNotFound, "Could not load model '\(path)': \(error)",
@@ -350,76 +270,57 @@ final class StylizeElement {
             }
         case GST_STATE_CHANGE_READY_TO_PAUSED:
             let s = settingsLock.withLock { settings }
-            if s.threads > 0 {
-                ThreadBudget.threads = s.threads
-            }
-            batcher.batchSize = s.batchSize
+            batcher.batchSize = s.int(.batchSize)
             batcher.maxBatchWait = s.maxBatchWaitSeconds
-            // Marked started under the lock together with taking the engine, so a model
-            // load finishing now starts its engine too (and is swapped in at a batch).
-            let e = stateLock.withLock { () -> StreamEngine? in
-                lastFlow = GST_FLOW_OK
-                eosQueued = false
-                gaveUp = false
-                stopping = false
-                errorPosted = false
-                latencyAnswered = false
-                reportedProcessing = 0
-                engineStarted = engine != nil
-                return engine
-            }
-            guard let e else { return GST_STATE_CHANGE_FAILURE }
+            // The stream exists before the engine starts, so a model load finishing now
+            // starts its engine too (and is swapped in at a batch).
+            stateLock.withLock { stream = StreamState(threads: s.int(.threads)) }
             do {
-                try e.start(settings: s.engine)
+                try engines.start(settings: s)
             } catch {
-                stateLock.withLock { engineStarted = false }
-                postError(.libraryInit, "Could not start model '\(s.model)': \(error)")
+                stateLock.withLock { stream = nil }
+                postError(.libraryInit, "Could not start model '\(s.string(.model))': \(error)")
                 return GST_STATE_CHANGE_FAILURE
             }
+            Self.running.withLock { $0 += 1 }
         default:
             break
         }
 
         let ret = gst_stylize_parent_change_state(raw, transition)
         if ret == GST_STATE_CHANGE_FAILURE {
-            if transition == GST_STATE_CHANGE_READY_TO_PAUSED { stopEngine() }
+            if transition == GST_STATE_CHANGE_READY_TO_PAUSED { streamStopped() }
             return ret
         }
 
         switch transition {
         case GST_STATE_CHANGE_PAUSED_TO_READY:
-            // The src pad's deactivation stopped the task and the engine; a model loaded
-            // meanwhile becomes the current one (it starts with the next READY->PAUSED).
-            stopEngine()
-            let old = stateLock.withLock { () -> StreamEngine? in
-                guard let p = pendingEngine else { return nil }
-                defer { engine = p; pendingEngine = nil }
-                return engine
-            }
-            if let old { release(old) }
-            stateLock.withLock { inputFormat = nil }
-            // Buffers pooled for this stream's resolution are idle until it restarts, maybe
-            // at another size: give them back (a running element re-pools in one batch).
-            TensorBufferPool.drain()
+            streamStopped()
         case GST_STATE_CHANGE_READY_TO_NULL:
-            let engines = stateLock.withLock { () -> [StreamEngine] in
-                defer { engine = nil; pendingEngine = nil; loadGeneration += 1 }
-                return [engine, pendingEngine].compactMap { $0 }
-            }
-            for e in engines { release(e) }
+            engines.clear()
         default:
             break
         }
         return ret
     }
 
-    private func stopEngine() {
-        let engines = stateLock.withLock { () -> [StreamEngine] in
-            stopping = true
-            engineStarted = false
-            return [engine, pendingEngine].compactMap { $0 }
+    /// The stream is over (the src pad's deactivation stopped the task): stop the engines,
+    /// drop the stream's state and, if no other element in the process is running, give
+    /// the pooled buffers back (the next stream may run at another size).
+    private func streamStopped() {
+        stopEngine()
+        stateLock.withLock { stream = nil }
+        openSlab = nil
+        let last = Self.running.withLock { n -> Bool in
+            n = max(0, n - 1)
+            return n == 0
         }
-        for e in engines { e.stop() }
+        if last { TensorBufferPool.drain() }
+    }
+
+    private func stopEngine() {
+        withStream { $0.stopping = true }
+        engines.stop()
     }
 
     // MARK: - src pad activation (the worker task)
@@ -428,7 +329,7 @@ final class StylizeElement {
         guard mode == GST_PAD_MODE_PUSH else { return false }
         if active {
             batcher.restart()
-            stateLock.withLock { stopping = false }
+            withStream { $0.stopping = false }
             startTask()
         } else {
             // Unblock everyone first: the chain (full queue), the worker (waiting for a
@@ -452,8 +353,9 @@ final class StylizeElement {
     // MARK: - streaming thread
 
     func chain(_ buffer: UnsafeMutablePointer<GstBuffer>) -> GstFlowReturn {
+        let entered = StreamStatistics.now()
         let ref = BufferRef(buffer)
-        let (flow, format) = stateLock.withLock { (lastFlow, inputFormat) }
+        guard let (flow, format) = withStream({ ($0.flow, $0.format) }) else { return GST_FLOW_FLUSHING }
         if flow != GST_FLOW_OK { return flow }
         guard let format else {
             postError(.coreNegotiation, "Received a buffer before the caps were set")
@@ -464,18 +366,23 @@ final class StylizeElement {
                       debug: "buffer of \(gst_buffer_get_size(buffer)) bytes is too small or its video meta is invalid")
             return GST_FLOW_ERROR
         }
-        let count = format.width * format.height * 3
-        var pixels = [Float](repeating: 0, count: count)
-        pixels.withUnsafeMutableBufferPointer { out in
-            ColorConversion.toRGB(mapped.planes, colorimetry: format.colorimetry,
-                                  into: out.baseAddress!, rowStride: format.width * 3)
-        }
-        mapped.unmap()
-        if !batcher.push(HeldFrame(buffer: ref, format: format, pixels: pixels)) {
+        defer { mapped.unmap() }
+        // Converted straight into the frame's slot of its batch's buffer (under the
+        // batcher's lock: the worker cannot take the batch half-converted).
+        let queued = (try? batcher.push(making: { slot -> HeldFrame in
+            if slot.index == 0 || !(openSlab?.fits(format, slot: slot.index) ?? false) {
+                openSlab = BatchSlab(capacity: slot.batchSize, width: format.width, height: format.height)
+            }
+            let slab = openSlab!
+            slab.convert(mapped.planes, colorimetry: format.colorimetry, into: slot.index)
+            return HeldFrame(buffer: ref, format: format, slab: slab, slot: slot.index, entered: entered)
+        })) ?? false
+        if !queued {
             // Flushing, stopped, or the worker gave up (then say why).
-            return stateLock.withLock { lastFlow == GST_FLOW_OK ? GST_FLOW_FLUSHING : lastFlow }
+            let flow = currentFlow
+            return flow == GST_FLOW_OK ? GST_FLOW_FLUSHING : flow
         }
-        return stateLock.withLock { lastFlow }
+        return currentFlow
     }
 
     func sinkEvent(_ event: UnsafeMutablePointer<GstEvent>) -> Bool {
@@ -491,10 +398,10 @@ final class StylizeElement {
             return ok
         case GST_EVENT_FLUSH_STOP:
             batcher.stopFlushing()
-            stateLock.withLock {
-                lastFlow = GST_FLOW_OK
-                eosQueued = false
-                gaveUp = false
+            withStream {
+                $0.flow = GST_FLOW_OK
+                $0.eosQueued = false
+                $0.gaveUp = false
             }
             let ok = gst_pad_push_event(srcpad, event).isTrue
             if srcpad.pointee.mode == GST_PAD_MODE_PUSH { startTask() }
@@ -507,13 +414,13 @@ final class StylizeElement {
                 gst_event_unref(event)
                 return false
             }
-            stateLock.withLock { inputFormat = format }
+            withStream { $0.format = format }
             return enqueue(event)
         case GST_EVENT_EOS:
-            let failed = stateLock.withLock { () -> GstFlowReturn? in
-                eosQueued = true
-                return isFatal(lastFlow) ? lastFlow : nil
-            }
+            let failed = withStream { st -> GstFlowReturn? in
+                st.eosQueued = true
+                return isFatal(st.flow) ? st.flow : nil
+            } ?? nil
             if let failed {
                 // The worker has stopped on an error: it will not forward this EOS.
                 gst_event_unref(event)
@@ -523,7 +430,7 @@ final class StylizeElement {
             return enqueue(event)
         default:
             if isSerialized(event) {
-                if type == GST_EVENT_STREAM_START { stateLock.withLock { eosQueued = false; gaveUp = false } }
+                if type == GST_EVENT_STREAM_START { withStream { $0.eosQueued = false; $0.gaveUp = false } }
                 return enqueue(event)
             }
             return gst_pad_event_default(sinkpad, object, event).isTrue
@@ -555,7 +462,7 @@ final class StylizeElement {
         case GST_QUERY_DRAIN:
             // Wait until every frame queued so far has been pushed, then let downstream drain.
             let token = DrainToken()
-            if stateLock.withLock({ lastFlow == GST_FLOW_OK }),
+            if currentFlow == GST_FLOW_OK,
                batcher.push(event: .drain(DrainToken.Marker(token))) { token.wait() }
             return gst_pad_peer_query(srcpad, query).isTrue
         default:
@@ -588,8 +495,9 @@ final class StylizeElement {
     /// the engine has seen (0 before the first batch: a LATENCY message follows when it
     /// grows).
     func addedLatency() -> GstClockTime {
-        let (batch, waitMs) = settingsLock.withLock { (settings.batchSize, settings.maxBatchWait) }
-        let (format, e) = stateLock.withLock { (inputFormat, engine) }
+        let (batch, waitMs) = settingsLock.withLock { (settings.int(.batchSize), settings.int(.maxBatchWait)) }
+        let format = withStream { $0.format } ?? nil
+        let e = engines.engine
         let wait = waitMs > 0 && batch > 1 ? GstClockTime(waitMs) * 1_000_000 : nil
         var hold: GstClockTime = 0
         if let d = format?.frameDuration {
@@ -599,9 +507,9 @@ final class StylizeElement {
             hold = wait
         }
         let processing = max(0, e?.worstBatchSeconds ?? 0)
-        stateLock.withLock {
-            latencyAnswered = true
-            reportedProcessing = processing
+        withStream {
+            $0.latencyAnswered = true
+            $0.reportedProcessing = processing
         }
         let processingNs = processing.isFinite ? GstClockTime(min(processing, 1e6) * 1e9) : 0
         return hold &+ processingNs
@@ -626,7 +534,7 @@ final class StylizeElement {
             if !gst_pad_push_event(srcpad, event).isTrue {
                 log(GST_LEVEL_DEBUG, element, "downstream refused \(String(cString: gst_event_type_get_name(ref.type)))")
                 if isCaps {
-                    stateLock.withLock { if lastFlow == GST_FLOW_OK { lastFlow = GST_FLOW_NOT_NEGOTIATED } }
+                    withStream { if $0.flow == GST_FLOW_OK { $0.flow = GST_FLOW_NOT_NEGOTIATED } }
                     stopOnFlow(GST_FLOW_NOT_NEGOTIATED)
                 }
             }
@@ -641,24 +549,24 @@ final class StylizeElement {
     /// `ret` upstream from now on.
     private func stopOnFlow(_ ret: GstFlowReturn) {
         log(GST_LEVEL_INFO, element, "pausing the worker: \(flowName(ret))")
-        stateLock.withLock { if lastFlow == GST_FLOW_OK { lastFlow = ret } }
+        withStream { if $0.flow == GST_FLOW_OK { $0.flow = ret } }
         _ = gst_pad_pause_task(srcpad)
         guard ret != GST_FLOW_FLUSHING else { return }
         // Nothing will take frames any more: release a chain blocked on the full queue so
         // it returns `ret` upstream, and drop what is held.
         batcher.startFlushing()
-        if isFatal(ret), stateLock.withLock({ eosQueued }) { giveUp(ret) }
+        if isFatal(ret), withStream({ $0.eosQueued }) == true { giveUp(ret) }
     }
 
     /// Upstream has already sent EOS, so it will not see our flow return: report the error
     /// and end the stream downstream (what GST_ELEMENT_FLOW_ERROR users do).
     private func giveUp(_ ret: GstFlowReturn) {
-        let first = stateLock.withLock { () -> Bool in
-            defer { gaveUp = true }
-            return !gaveUp
-        }
+        let first = withStream { st -> Bool in
+            defer { st.gaveUp = true }
+            return !st.gaveUp
+        } ?? false
         guard first else { return }
-        if ret != GST_FLOW_ERROR || !stateLock.withLock({ errorPosted }) {
+        if ret != GST_FLOW_ERROR || withStream({ $0.errorPosted }) != true {
             postError(.streamFailed, "Internal data stream error.", debug: "streaming stopped, reason \(flowName(ret)) (\(ret.rawValue))")
         }
         _ = gst_pad_push_event(srcpad, gst_event_new_eos())
@@ -680,30 +588,25 @@ final class StylizeElement {
     }
 
     private func runGroup(_ frames: [HeldFrame]) -> GstFlowReturn {
-        guard let engine = engineForBatch() else {
+        guard let engine = engines.forBatch() else {
             engineFailed("No model loaded", kind: .libraryInit)
             return GST_FLOW_ERROR
         }
         let (w, h) = (frames[0].format.width, frames[0].format.height)
         let per = w * h * 3
-        var data: [Float] = []
-        data.reserveCapacity(per * frames.count)
-        for f in frames {
-            data.append(contentsOf: f.pixels)
-            f.pixels = []
-        }
-        let input = Tensor(shape: [frames.count, h, w, 3], data: data)
-        let settingsNow = settingsLock.withLock { settings.engine }
+        let input = BatchSlab.input(for: frames)
+        let settingsNow = StylizeSettings(settingsLock.withLock { settings }, model: engine.modelDefaults)
+        let threads = withStream { $0.threads } ?? 0
 
         let output: Tensor
         do {
-            output = try engine.process(input, settings: settingsNow)
+            output = try ThreadBudget.with(threads: threads) { try engine.process(input, settings: settingsNow) }
         } catch {
-            if stateLock.withLock({ stopping }) { return GST_FLOW_FLUSHING }
+            if withStream({ $0.stopping }) != false { return GST_FLOW_FLUSHING }
             engineFailed("Processing a batch of \(frames.count) \(w)x\(h) frames failed: \(error)", kind: .libraryFailed)
             return GST_FLOW_ERROR
         }
-        guard output.shape == input.shape, output.data.count == input.data.count else {
+        guard output.shape == input.shape else {
             engineFailed("The engine returned a batch of shape \(output.shape) for input \(input.shape)", kind: .libraryFailed)
             return GST_FLOW_ERROR
         }
@@ -721,6 +624,9 @@ final class StylizeElement {
                                         colorimetry: frame.format.colorimetry)
             }
             mapped.unmap()
+            // Measured before the push: downstream (a sink syncing to the clock) may
+            // hold the push, and that wait is not ours.
+            engine.statistics.frameLatency(StreamStatistics.now() - frame.entered)
             let ret = gst_pad_push(srcpad, buffer)
             if ret != GST_FLOW_OK { return ret }  // the remaining frames are released with `frames`
         }
@@ -737,11 +643,11 @@ final class StylizeElement {
             postApplicationStructure(statsStructure(name: "stylize-stats"))
         }
         let worst = engine.worstBatchSeconds
-        let grew = stateLock.withLock { () -> Bool in
-            guard latencyAnswered, worst > reportedProcessing * 1.25 + 0.005 else { return false }
-            reportedProcessing = worst
+        let grew = withStream { st -> Bool in
+            guard st.latencyAnswered, worst > st.reportedProcessing * 1.25 + 0.005 else { return false }
+            st.reportedProcessing = worst
             return true
-        }
+        } ?? false
         if grew {
             log(GST_LEVEL_INFO, element, "worst batch time grew to \(worst) s, posting LATENCY")
             postLatencyMessage()

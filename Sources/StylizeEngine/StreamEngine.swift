@@ -1,21 +1,34 @@
 import Foundation
 import StylizeModels
+import StylizeProperties
 
 /// The element's per-stream settings that reach the engine: a value copied under the
 /// element's lock at each batch boundary, so property writes never race a batch.
 public struct StylizeSettings: Sendable, Equatable {
     public var prompt: String = ""
-    public var steps: Int = 1
-    public var strength: Float = 0.5
+    public var steps: Int = ElementProperty.steps.defaultInt
+    public var strength: Float = ElementProperty.strength.defaultFloat
     public var seed: UInt64 = 0
     public var fixedNoise: Bool = true
     /// Frames between vision-aware conditioning refreshes (0: only on prompt changes).
-    public var refreshInterval: Int = 30
+    public var refreshInterval: Int = ElementProperty.refreshInterval.defaultInt
     /// 0 disables; otherwise the mean absolute difference (on a 0–1 scale) below which a
     /// frame reuses the previous output.
-    public var similaritySkip: Float = 0
+    public var similaritySkip: Float = ElementProperty.similaritySkip.defaultFloat
 
     public init() {}
+
+    /// The element's settings as the engine sees them; properties marked `modelDefault`
+    /// that were never set take `model`'s values (stylize.json).
+    public init(_ s: ElementSettings, model: StylizeSettings) {
+        prompt = s.string(.prompt)
+        steps = s.explicitlySet.contains(.steps) ? s.int(.steps) : model.steps
+        strength = s.explicitlySet.contains(.strength) ? s.float(.strength) : model.strength
+        seed = s.uint64(.seed)
+        fixedNoise = s.bool(.fixedNoise)
+        refreshInterval = s.int(.refreshInterval)
+        similaritySkip = s.float(.similaritySkip)
+    }
 }
 
 /// One stream's engine as the element drives it. A GStreamer-free facade: an app can
@@ -31,6 +44,9 @@ public protocol StreamEngine: AnyObject {
     /// very first conditioning of the stream.
     func process(_ frames: Tensor, settings: StylizeSettings) throws -> Tensor
     var statistics: StreamStatistics { get }
+    /// The model's own settings (stylize.json's steps and strength, else the table's
+    /// defaults), for the properties a user left unset.
+    var modelDefaults: StylizeSettings { get }
     /// Longest batch time seen (seconds), for the LATENCY answer.
     var worstBatchSeconds: Double { get }
     /// Called (from the side thread) when a prompt's conditioning becomes active.

@@ -1,11 +1,20 @@
 import Foundation
 
 /// Rolling statistics the element reports once a second (`stylize-stats`).
+///
+/// Two different times: a frame's latency (from entering the element to being pushed:
+/// the wait for its batch to fill, the queue, the batch's compute, the write-back), which
+/// the element records, and a batch's compute time, which the engine records. Apps that
+/// drive the engine alone see only the second.
 public final class StreamStatistics: @unchecked Sendable {
     public struct Snapshot: Sendable, Equatable {
         public var fps: Double
+        /// Frame latency percentiles (seconds, chain entry to push); 0 before any.
         public var latencyP50: Double
         public var latencyP95: Double
+        /// Batch compute-time percentiles (seconds); 0 before any.
+        public var batchSecondsP50: Double
+        public var batchSecondsP95: Double
         public var encoderSeconds: Double
         public var framesOut: Int
         public var skippedFrames: Int
@@ -13,28 +22,33 @@ public final class StreamStatistics: @unchecked Sendable {
 
     private let lock = NSLock()
     private var outputTimes: [Double] = []   // completion times within the window
-    private var latencies: [Double] = []     // last N frame latencies (s)
+    private var latencies: RingSamples
+    private var batchTimes: RingSamples
     private var encoderTime: Double = 0
     private var framesOut = 0
     private var skipped = 0
     private let window: Double
-    private let latencySamples: Int
 
     public init(window: Double = 2, latencySamples: Int = 512) {
         self.window = window
-        self.latencySamples = latencySamples
+        latencies = RingSamples(capacity: latencySamples)
+        batchTimes = RingSamples(capacity: max(1, latencySamples / 8))
     }
 
-    /// A frame left the engine `latency` seconds after it entered; `now` in seconds.
-    public func frameOut(latency: Double, skipped wasSkipped: Bool = false, now: Double = StreamStatistics.now()) {
+    /// A batch of `frames` took `seconds` to compute (`skipped` of them reused an earlier output).
+    public func batchRan(seconds: Double, frames: Int, skipped wasSkipped: Int = 0, now: Double = StreamStatistics.now()) {
         lock.withLock {
-            outputTimes.append(now)
+            for _ in 0..<frames { outputTimes.append(now) }
             outputTimes.removeAll { $0 < now - window }
-            latencies.append(latency)
-            if latencies.count > latencySamples { latencies.removeFirst(latencies.count - latencySamples) }
-            framesOut += 1
-            if wasSkipped { skipped += 1 }
+            batchTimes.append(seconds)
+            framesOut += frames
+            skipped += wasSkipped
         }
+    }
+
+    /// A frame left the element `seconds` after it entered.
+    public func frameLatency(_ seconds: Double) {
+        lock.withLock { latencies.append(seconds) }
     }
 
     public func encoderRan(seconds: Double) { lock.withLock { encoderTime = seconds } }
@@ -44,14 +58,38 @@ public final class StreamStatistics: @unchecked Sendable {
             let recent = outputTimes.filter { $0 >= now - window }
             let span = min(window, max(1e-9, now - (recent.first ?? now)))
             let fps = recent.count > 1 ? Double(recent.count - 1) / max(span, 1e-9) : 0
-            let sorted = latencies.sorted()
-            func percentile(_ p: Double) -> Double {
-                sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((p * Double(sorted.count - 1)).rounded()))]
-            }
-            return Snapshot(fps: fps, latencyP50: percentile(0.5), latencyP95: percentile(0.95),
+            return Snapshot(fps: fps, latencyP50: latencies.percentile(0.5), latencyP95: latencies.percentile(0.95),
+                            batchSecondsP50: batchTimes.percentile(0.5), batchSecondsP95: batchTimes.percentile(0.95),
                             encoderSeconds: encoderTime, framesOut: framesOut, skippedFrames: skipped)
         }
     }
 
     public static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+}
+
+/// The last `capacity` samples, kept in a fixed array (no allocation once full).
+struct RingSamples {
+    private var samples: [Double] = []
+    private var next = 0
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+        samples.reserveCapacity(self.capacity)
+    }
+
+    mutating func append(_ v: Double) {
+        if samples.count < capacity {
+            samples.append(v)
+        } else {
+            samples[next] = v
+            next = (next + 1) % capacity
+        }
+    }
+
+    func percentile(_ p: Double) -> Double {
+        guard !samples.isEmpty else { return 0 }
+        let sorted = samples.sorted()
+        return sorted[min(sorted.count - 1, Int((p * Double(sorted.count - 1)).rounded()))]
+    }
 }

@@ -51,6 +51,13 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
 
     public var worstBatchSeconds: Double { lock.withLock { _worst } }
 
+    public var modelDefaults: StylizeSettings {
+        var s = StylizeSettings()
+        s.steps = model.config.steps
+        s.strength = model.config.strength
+        return s
+    }
+
     /// Time per stage of the denoise loop so far (autoencoder, U-Net, padding/noise).
     public var stageTimes: Stylizer.StageTimes { stylizer.stageTimes }
 
@@ -199,7 +206,7 @@ extension StylizeEngine {
             previousOutput = reference.1
             _worst = max(_worst, seconds)
         }
-        for i in 0..<b { statistics.frameOut(latency: seconds, skipped: i < skipped) }
+        statistics.batchRan(seconds: seconds, frames: b, skipped: skipped)
     }
 }
 

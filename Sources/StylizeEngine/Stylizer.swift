@@ -19,6 +19,7 @@ public final class Stylizer: @unchecked Sendable {
     public struct StageTimes: Sendable, Equatable {
         public var encode = 0.0, unet = 0.0, decode = 0.0, other = 0.0
         public var frames = 0
+        public init() {}
     }
     private let timesLock = NSLock()
     private var _times = StageTimes()

@@ -13,9 +13,10 @@ struct Bench: ParsableCommand {
         text-encoder encodes --batch prompts of --tokens random text tokens, plus with --image
         one synthetic image per prompt through the Qwen3-VL image processor (its placeholder
         tokens come on top of --tokens).
-        element runs a whole model folder as the element does (RGBx frames converted in,
-        batched, restyled, converted out) and prints fps, p50/p95 frame latency and the
-        per-stage split; --size is the frame size.
+        element runs the stylize element itself (linked into this process) in
+        videotestsrc ! RGBx ! stylize ! fakesink sync=false and prints fps, p50/p95 frame
+        latency (chain to push), the per-stage split and whether the hot path allocated;
+        --size is the frame size.
         """)
 
     enum Component: String, ExpressibleByArgument, CaseIterable {
@@ -73,7 +74,7 @@ struct Bench: ParsableCommand {
             }
             if component == .element {
                 try ElementBench.run(model: model, width: width, height: height, batch: batch, frames: frames,
-                                     refreshInterval: refreshInterval)
+                                     refreshInterval: refreshInterval, threads: threads)
                 return
             }
             let call: () throws -> Void

@@ -1,100 +1,70 @@
+import CGStreamer
 import Foundation
+import GstStylize
 import StylizeEngine
 import StylizeModels
 
-/// `bench element`: the element's per-frame work without GStreamer — RGBx frames
-/// converted to the engine's floats, batched, restyled, converted back.
+/// `bench element`: the `stylize` element itself, linked into this process, in
+/// `videotestsrc ! RGBx caps ! stylize ! fakesink sync=false`: what users run through
+/// gst-launch, measured from the end of the second batch (warm-up) to the last frame.
 enum ElementBench {
-    static func run(model: String, width: Int, height: Int, batch: Int, frames: Int, refreshInterval: Int) throws {
-        let engine = try StylizeEngine(modelPath: model)
-        var settings = StylizeSettings()
-        settings.prompt = engine.model.config.defaultPrompt
-        settings.steps = engine.model.config.steps
-        settings.strength = engine.model.config.strength
-        settings.refreshInterval = refreshInterval
-        try engine.start(settings: settings)
-        defer { engine.stop() }
-        let stride = width * 4
-        // A moving gradient, so similarity skipping (off by default) would not apply anyway.
-        func frame(_ i: Int) -> [UInt8] {
-            var f = [UInt8](repeating: 255, count: stride * height)
-            for y in 0..<height { for x in 0..<width {
-                f[y * stride + 4 * x] = UInt8(truncatingIfNeeded: x + i)
-                f[y * stride + 4 * x + 1] = UInt8(truncatingIfNeeded: y + 2 * i)
-                f[y * stride + 4 * x + 2] = UInt8(truncatingIfNeeded: x + y)
-            } }
-            return f
+    static func run(model: String, width: Int, height: Int, batch: Int, frames: Int, refreshInterval: Int,
+                    threads: Int?) throws {
+        let warmup = 2 * batch
+        let total = warmup + (frames + batch - 1) / batch * batch
+        let pipeline = try InProcessPipeline(
+            "videotestsrc num-buffers=\(total) pattern=ball ! video/x-raw,format=RGBx,width=\(width),height=\(height),framerate=30/1 "
+            + "! stylize name=stylize model=\"\(model)\" batch-size=\(batch) refresh-interval=\(refreshInterval)"
+            + (threads.map { " threads=\($0)" } ?? "") + " ! fakesink name=sink sync=false")
+        // The element's engine, for its per-stage times (the loader the plugin installed, wrapped).
+        let made = EngineCapture()
+        let load = StreamEngineFactory.make
+        StreamEngineFactory.make = { path in
+            let e = try load(path)
+            made.engine = e as? StylizeEngine
+            return e
         }
-        var conversion = 0.0
-        var latencies: [Double] = []
-        var processed = 0
-        var t0 = Date()
-        var warm = false
-        var warmupBatches = 0
-        var index = 0
-        var hotPath = (heapGrowth: 0, minorFaults: 0)
-        var pool = TensorBufferPool.Statistics()
-        while processed < frames {
-            let start = StreamStatistics.now()
-            var input = Tensor(uninitialized: [batch, height, width, 3])
-            var buffers = (0..<batch).map { frame(index + $0) }
-            index += batch
-            let c0 = StreamStatistics.now()
-            input.data.withUnsafeMutableBufferPointer { dst in
-                for b in 0..<batch {
-                    buffers[b].withUnsafeMutableBufferPointer { src in
-                        let planes = FramePlanes(format: .rgbx, width: width, height: height, data: [src.baseAddress!], strides: [stride])
-                        ColorConversion.toRGB(planes, into: dst.baseAddress! + b * width * height * 3, rowStride: width * 3)
-                    }
-                }
+        defer { StreamEngineFactory.make = load }
+
+        var t0 = 0.0, t1 = 0.0
+        var heapBefore = HeapProbe.snapshot(), heap = HeapProbe.snapshot().since(HeapProbe.snapshot())
+        var poolBefore = TensorBufferPool.statistics, pool = TensorBufferPool.Statistics()
+        var stagesBefore = Stylizer.StageTimes()
+        let count = try pipeline.run { i in
+            if i == warmup - 1 {
+                t0 = StreamStatistics.now()
+                stagesBefore = made.engine?.stageTimes ?? .init()
+                heapBefore = HeapProbe.snapshot()
+                poolBefore = TensorBufferPool.statistics
+            } else if i == total - 1 {
+                t1 = StreamStatistics.now()
+                heap = HeapProbe.snapshot().since(heapBefore)
+                pool = TensorBufferPool.statistics.since(poolBefore)
             }
-            let c1 = StreamStatistics.now()
-            let before = HeapProbe.snapshot()
-            let poolBefore = TensorBufferPool.statistics
-            let out = try engine.process(input, settings: settings)
-            let c2 = StreamStatistics.now()
-            if warm {
-                let d = HeapProbe.snapshot().since(before)
-                hotPath = (hotPath.heapGrowth + d.heapGrowth, hotPath.minorFaults + d.minorFaults)
-                pool = pool + TensorBufferPool.statistics.since(poolBefore)
-            }
-            out.data.withUnsafeBufferPointer { src in
-                for b in 0..<batch {
-                    buffers[b].withUnsafeMutableBufferPointer { dst in
-                        let planes = FramePlanes(format: .rgbx, width: width, height: height, data: [dst.baseAddress!], strides: [stride])
-                        ColorConversion.fromRGB(src.baseAddress! + b * width * height * 3, rowStride: width * 3, into: planes)
-                    }
-                }
-            }
-            let end = StreamStatistics.now()
-            if !warm {
-                // Two batches of warm-up: the first includes the first conditioning, and
-                // the second still touches a few fresh pages of the heap top.
-                warmupBatches += 1
-                warm = warmupBatches == 2
-                t0 = Date()
-                continue
-            }
-            conversion += (c1 - c0) + (end - c2)
-            latencies += Array(repeating: end - start, count: batch)
-            processed += batch
         }
-        let wall = Date().timeIntervalSince(t0)
-        let stages = engine.stageTimes
-        let measuredFrames = Double(stages.frames)
-        latencies.sort()
-        let perFrame = { (s: Double) in 1000 * s / measuredFrames }
-        print("element       \(model), \(width)x\(height), batch \(batch), \(processed) frames")
-        print(String(format: "fps           %.1f (%.3f s)", Double(processed) / wall, wall))
-        print(String(format: "latency       p50 %.0f ms, p95 %.0f ms (conversion in to conversion out of the frame's batch)",
-                     1000 * latencies[latencies.count / 2], 1000 * latencies[min(latencies.count - 1, latencies.count * 95 / 100)]))
-        print(String(format: "per frame     conversion %.2f ms, autoencoder encode %.2f ms, U-Net %.2f ms, decode %.2f ms, other %.2f ms",
-                     1000 * conversion / Double(processed), perFrame(stages.encode), perFrame(stages.unet),
-                     perFrame(stages.decode), perFrame(stages.other)))
-        print(String(format: "encoder       %.3f s per conditioning (side thread)", engine.statistics.snapshot().encoderSeconds))
-        // The probe is process-wide: with refreshes on, the side thread's encodings count too.
-        print("hot path      after warm-up, while engine.process ran (whole process\(refreshInterval > 0 ? ", side thread included" : "")): "
-              + "heap grew \(hotPath.heapGrowth) bytes, \(hotPath.minorFaults) minor page faults")
+        guard count == total, let engine = made.engine else {
+            throw ModelError.invalidInput(name: "bench element", reason: "\(count) of \(total) frames came out")
+        }
+        let measured = total - warmup
+        let wall = t1 - t0
+        let now = engine.stageTimes
+        let perFrame = { (s: Double) in 1000 * s / Double(now.frames - stagesBefore.frames) }
+        let stats = engine.statistics.snapshot()
+        print("element       \(model), \(width)x\(height), batch \(batch), \(measured) frames through "
+              + "videotestsrc ! stylize ! fakesink (in process)")
+        print(String(format: "fps           %.1f (%.3f s)", Double(measured) / wall, wall))
+        print(String(format: "latency       p50 %.0f ms, p95 %.0f ms (chain to push); batch compute p50 %.0f ms",
+                     1000 * stats.latencyP50, 1000 * stats.latencyP95, 1000 * stats.batchSecondsP50))
+        print(String(format: "per frame     autoencoder encode %.2f ms, U-Net %.2f ms, decode %.2f ms, other %.2f ms",
+                     perFrame(now.encode - stagesBefore.encode), perFrame(now.unet - stagesBefore.unet),
+                     perFrame(now.decode - stagesBefore.decode), perFrame(now.other - stagesBefore.other)))
+        print(String(format: "encoder       %.3f s per conditioning (side thread)", stats.encoderSeconds))
+        print("hot path      after warm-up, whole process (GStreamer threads\(refreshInterval > 0 ? " and the side thread" : "") included): "
+              + "heap grew \(heap.heapGrowth) bytes, \(heap.minorFaults) minor page faults")
         print("tensor pool   after warm-up: \(pool.reused) buffers reused, \(pool.allocated) allocated (\(pool.allocatedBytes) bytes)")
     }
+}
+
+private final class EngineCapture: @unchecked Sendable {
+    var engine: StylizeEngine?
 }

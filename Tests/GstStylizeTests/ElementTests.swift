@@ -338,7 +338,8 @@ final class ElementTests: XCTestCase {
             let s = UnsafeMutableRawPointer(g_value_get_boxed(v)!).assumingMemoryBound(to: GstStructure.self)
             return (0..<gst_structure_n_fields(s)).map { String(cString: gst_structure_nth_field_name(s, guint($0))) }
         }
-        XCTAssertEqual(stats, ["fps", "latency-p50", "latency-p95", "encoder-seconds", "frames-out", "skipped"])
+        XCTAssertEqual(stats, ["fps", "latency-p50", "latency-p95", "batch-seconds-p50", "batch-seconds-p95",
+                               "encoder-seconds", "frames-out", "skipped"])
     }
 
     func testSettingsReachTheEngineAtTheNextBatch() throws {

@@ -14,6 +14,9 @@ final class TestEngine: StreamEngine, @unchecked Sendable {
         var conditioningDelay: TimeInterval = 0
         var reportedWorstBatch: Double = 0.02
         var failProcess = false
+        /// The model's own steps and strength (stylize.json), for properties left unset.
+        var modelSteps = 1
+        var modelStrength: Float = 0.5
     }
 
     // What the factory makes; tests reset these in setUp.
@@ -67,12 +70,15 @@ final class TestEngine: StreamEngine, @unchecked Sendable {
     private var _batchShapes: [[Int]] = []
     private var _prompts: [String] = []
     private var _lastSettings: StylizeSettings?
+    private var _lastThreads = 0
     private var _starts = 0
     private var _stops = 0
 
     var batchShapes: [[Int]] { lock.withLock { _batchShapes } }
     var promptsSet: [String] { lock.withLock { _prompts } }
     var lastSettings: StylizeSettings? { lock.withLock { _lastSettings } }
+    /// ThreadBudget.available inside the last process() call.
+    var lastThreads: Int { lock.withLock { _lastThreads } }
     var starts: Int { lock.withLock { _starts } }
     var stops: Int { lock.withLock { _stops } }
     var isRunning: Bool { lock.withLock { running } }
@@ -132,12 +138,21 @@ final class TestEngine: StreamEngine, @unchecked Sendable {
         lock.withLock {
             _batchShapes.append(frames.shape)
             _lastSettings = settings
+            _lastThreads = ThreadBudget.available
         }
         let out = Tensor(shape: frames.shape, data: frames.data.map { -$0 })
         let seconds = StreamStatistics.now() - t0
-        for _ in 0..<frames.n { statistics.frameOut(latency: seconds) }
+        statistics.batchRan(seconds: seconds, frames: frames.n)
         return out
     }
 
     var worstBatchSeconds: Double { config.reportedWorstBatch }
+
+    /// What stylize.json would give (TestEngine.Config.modelSteps / modelStrength).
+    var modelDefaults: StylizeSettings {
+        var s = StylizeSettings()
+        s.steps = config.modelSteps
+        s.strength = config.modelStrength
+        return s
+    }
 }

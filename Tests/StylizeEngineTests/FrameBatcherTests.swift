@@ -86,13 +86,52 @@ final class FrameBatcherTests: XCTestCase {
     }
 
     func testStatisticsPercentilesAndRate() {
-        let s = StreamStatistics(window: 10)
-        for i in 0..<100 { s.frameOut(latency: Double(i) / 100, skipped: i % 10 == 0, now: Double(i) / 50) }
+        let s = StreamStatistics(window: 10, latencySamples: 800)   // room for all 100 batches
+        for i in 0..<100 {
+            s.batchRan(seconds: Double(i) / 1000, frames: 1, skipped: i % 10 == 0 ? 1 : 0, now: Double(i) / 50)
+            s.frameLatency(Double(i) / 100)
+        }
         let snap = s.snapshot(now: 99.0 / 50)
         XCTAssertEqual(snap.fps, 50, accuracy: 0.5)
         XCTAssertEqual(snap.latencyP50, 0.5, accuracy: 0.011)
         XCTAssertEqual(snap.latencyP95, 0.94, accuracy: 0.011)
+        XCTAssertEqual(snap.batchSecondsP50, 0.05, accuracy: 0.0011)
+        XCTAssertEqual(snap.batchSecondsP95, 0.094, accuracy: 0.0011)
         XCTAssertEqual(snap.skippedFrames, 10)
         XCTAssertEqual(snap.framesOut, 100)
+    }
+
+    /// Only the last `latencySamples` frames count: an old slow start does not stay in p95.
+    func testLatencyPercentilesForgetOldSamples() {
+        let s = StreamStatistics(window: 10, latencySamples: 16)
+        for _ in 0..<16 { s.frameLatency(5) }
+        for _ in 0..<16 { s.frameLatency(0.25) }
+        XCTAssertEqual(s.snapshot().latencyP95, 0.25)
+    }
+
+    /// A batch's slots are fixed at push: events, a batch-size change and an early release
+    /// (max-batch-wait) each start the next frame at slot 0.
+    func testSlotsRestartAtEveryBatchBoundary() throws {
+        let b = FrameBatcher<Int, Event>(batchSize: 3)
+        var slots: [Int] = []
+        func push(_ i: Int) throws { XCTAssertTrue(try b.push(making: { slots.append($0.index); return i })) }
+        func nextFrames() -> [Int]? {
+            while let item = b.next() { if case .frames(let f) = item { return f } }
+            return nil
+        }
+        for i in 0..<4 { try push(i) }          // 0 1 2 | 0
+        b.push(event: .segment(1))              // closes [3]
+        try push(4)                             // 0
+        XCTAssertEqual(nextFrames(), [0, 1, 2])
+        XCTAssertEqual(nextFrames(), [3])
+        b.batchSize = 2                         // closes [4]
+        for i in 5..<8 { try push(i) }          // 0 1 | 0
+        XCTAssertEqual(slots, [0, 1, 2, 0, 0, 0, 1, 0])
+        XCTAssertEqual(nextFrames(), [4])
+        XCTAssertEqual(nextFrames(), [5, 6])
+        b.maxBatchWait = 0.01
+        XCTAssertEqual(nextFrames(), [7], "the partial batch goes after max-batch-wait")
+        try push(8)
+        XCTAssertEqual(slots.last, 0, "a frame after an early release starts a new batch")
     }
 }
