@@ -26,6 +26,28 @@ public enum PromptRequest {
     }
 }
 
+/// Applies a prompt and records it as the requested one in one step. Requests are
+/// handled concurrently; recorded and applied separately, two requests could record in
+/// one order and apply in the other, and /status would name a requested prompt that is
+/// not the one the stream settles on.
+final class PromptSetter: @unchecked Sendable {
+    private let lock = NSLock()
+    private let status: RelayStatus
+    private let apply: @Sendable (String) -> Void
+
+    init(status: RelayStatus, apply: @escaping @Sendable (String) -> Void) {
+        self.status = status
+        self.apply = apply
+    }
+
+    func set(_ prompt: String) {
+        lock.withLock {
+            status.update { $0.requestedPrompt = prompt }
+            apply(prompt)
+        }
+    }
+}
+
 /// The HTTP control endpoint (FlyingFox on Swift concurrency threads, independent of the
 /// GLib main loop): `GET /status` → StatusReport JSON, `POST /prompt` → changes the prompt.
 final class ControlServer: @unchecked Sendable {
@@ -46,6 +68,7 @@ final class ControlServer: @unchecked Sendable {
         server = HTTPServer(address: address, timeout: 15, logger: FlyingFoxLog(logger: logger))
         let log = logger
         let json: HTTPHeaders = [.contentType: "application/json"]
+        let prompts = PromptSetter(status: status, apply: setPrompt)
         Self.blockingAwait { [server] in
             await server.appendRoute("GET /status") { _ in
                 HTTPResponse(statusCode: .ok, headers: json, body: status.snapshot().json())
@@ -55,8 +78,7 @@ final class ControlServer: @unchecked Sendable {
                 switch PromptRequest.parse(body: body, contentType: request.headers[.contentType]) {
                 case let .success(prompt):
                     log.info("prompt changed by \(addressText(request.remoteAddress)): '\(prompt)'")
-                    status.update { $0.requestedPrompt = prompt }
-                    setPrompt(prompt)
+                    prompts.set(prompt)
                     let reply = try JSONSerialization.data(withJSONObject: ["requested_prompt": prompt], options: [.sortedKeys])
                     return HTTPResponse(statusCode: .accepted, headers: json, body: reply)
                 case let .failure(failure):
