@@ -35,6 +35,24 @@ public struct Conditioning: @unchecked Sendable {
 public final class ConditioningService: @unchecked Sendable {
     public struct Key: Hashable { public let prompt: String; public let model: String }
 
+    /// Prompts longer than this many UTF-8 bytes are cut (at a character boundary) before
+    /// they are stored or encoded: the tokenizer keeps only its first few hundred tokens
+    /// anyway, and encoding a multi-megabyte string in full takes seconds of CPU.
+    public static let maxPromptBytes = 4096
+
+    /// `prompt` cut to at most `maxPromptBytes` UTF-8 bytes without splitting a character.
+    public static func truncated(_ prompt: String) -> String {
+        guard prompt.utf8.count > maxPromptBytes else { return prompt }
+        var bytes = 0
+        var end = prompt.startIndex
+        for character in prompt {
+            bytes += character.utf8.count
+            if bytes > maxPromptBytes { break }
+            end = prompt.index(after: end)
+        }
+        return String(prompt[..<end])
+    }
+
     private enum Event {
         case activated(String, Double)
         case failed(Error)
@@ -89,7 +107,7 @@ public final class ConditioningService: @unchecked Sendable {
                 refreshInterval: Int = 0, cacheCapacity: Int = 32) {
         self.backend = backend
         self.modelID = modelID
-        self.activePrompt = prompt
+        self.activePrompt = Self.truncated(prompt)
         self._refresh = refreshInterval
         self.cacheCapacity = max(1, cacheCapacity)
     }
@@ -133,6 +151,7 @@ public final class ConditioningService: @unchecked Sendable {
     /// returns at once. A cached prompt becomes active immediately (its activation is
     /// still reported from the side thread, in order with the others).
     public func setPrompt(_ prompt: String) {
+        let prompt = Self.truncated(prompt)
         condition.withLock {
             guard prompt != activePrompt else { return }
             activePrompt = prompt

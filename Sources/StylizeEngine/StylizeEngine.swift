@@ -139,9 +139,10 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
     /// The prompt whose conditioning the next batch uses (nil before the first is ready).
     var currentPrompt: String? { lock.withLock { service }?.current()?.prompt }
 
-    /// What the side thread encodes for a requested prompt: the model's default for "".
+    /// What the side thread encodes for a requested prompt: the model's default for "",
+    /// and never more than `ConditioningService.maxPromptBytes`.
     func resolved(_ prompt: String) -> String {
-        prompt.isEmpty ? model.config.defaultPrompt : prompt
+        ConditioningService.truncated(prompt.isEmpty ? model.config.defaultPrompt : prompt)
     }
 
     public func process(_ frames: Tensor, settings: StylizeSettings) throws -> Tensor {

@@ -310,6 +310,35 @@ final class ConditioningServiceTests: XCTestCase {
         s.stop()   // again, from outside: returns at once
     }
 
+    // MARK: prompt length (issue 16)
+
+    /// A prompt over `maxPromptBytes` is cut, at a character boundary, before it reaches
+    /// the encoder; one at the limit is kept whole.
+    func testOverlongPromptsAreTruncatedBeforeEncoding() throws {
+        let backend = FakeBackend()
+        let s = ConditioningService(backend: backend, modelID: "m", prompt: "a")
+        s.start()
+        defer { s.stop() }
+        _ = try s.waitForFirst(timeout: 5)
+        let limit = ConditioningService.maxPromptBytes
+        XCTAssertEqual(limit, 4096)
+        let euros = String(repeating: "€", count: 20_000_000 / 3)   // 3 bytes each, ~20 MB
+        s.setPrompt(euros)
+        waitUntil { backend.callCount == 2 }
+        let encoded = try XCTUnwrap(backend.calls.last?.first)
+        XCTAssertEqual(encoded.utf8.count, limit / 3 * 3, "whole characters up to the limit")
+        // (Booleans: a failure message holding megabytes of prompt helps nobody.)
+        XCTAssertTrue(encoded == String(repeating: "€", count: limit / 3))
+        XCTAssertTrue(s.prompt == encoded)
+        let exact = String(repeating: "x", count: limit)
+        XCTAssertTrue(ConditioningService.truncated(exact) == exact)
+        XCTAssertTrue(ConditioningService.truncated(exact + "y") == exact)
+        XCTAssertEqual(ConditioningService.truncated("short"), "short")
+        // Initial prompts are bounded too.
+        let other = ConditioningService(backend: backend, modelID: "m", prompt: exact + "tail")
+        XCTAssertTrue(other.prompt == exact)
+    }
+
     private func waitUntil(timeout: TimeInterval = 5, _ predicate: () -> Bool, file: StaticString = #filePath, line: UInt = #line) {
         let deadline = Date(timeIntervalSinceNow: timeout)
         while !predicate() && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }

@@ -107,6 +107,32 @@ final class PromptOrderingTests: XCTestCase {
         }
     }
 
+    /// An overlong `prompt` (the element's property has no limit) reaches the encoder cut
+    /// to `ConditioningService.maxPromptBytes`.
+    func testAnOverlongPromptIsTruncatedBeforeTheEncoder() throws {
+        final class Recording: ConditioningBackend, @unchecked Sendable {
+            let seesImages = false
+            let prompts = Recorder<String>()
+            func encode(prompts: [String], frames: [RGBImage?]) throws -> [Tensor] {
+                for p in prompts { self.prompts.append(p) }
+                return prompts.map { _ in Tensor(shape: [1, 64], data: [Float](repeating: 0.1, count: 64)) }
+            }
+        }
+        let backend = Recording()
+        let e = StylizeEngine(model: Self.model, conditioningBackend: backend)
+        var s = StylizeSettings()
+        s.prompt = String(repeating: "ab", count: 10_000_000)   // 20 MB
+        try e.start(settings: s)
+        defer { e.stop() }
+        _ = try StylizeEngine.processWaitingForPrompt(e, frames, settings: s, timeout: 10)
+        e.setPrompt(String(repeating: "é", count: 5000))       // 2 bytes each
+        waitUntil { backend.prompts.values.count == 2 }
+        let sent = backend.prompts.values
+        XCTAssertEqual(sent.map(\.utf8.count), [4096, 4096])
+        XCTAssertTrue(sent.first == String(repeating: "ab", count: 2048))
+        XCTAssertTrue(sent.last == String(repeating: "é", count: 2048))
+    }
+
     private func waitUntil(timeout: TimeInterval = 10, _ predicate: () -> Bool, file: StaticString = #filePath, line: UInt = #line) {
         let deadline = Date(timeIntervalSinceNow: timeout)
         while !predicate() && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
