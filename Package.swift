@@ -128,7 +128,8 @@ let package = Package(
         // two clients) with real processes; GstStylize is linked only to compare defaults.
         .testTarget(
             name: "RelayTests",
-            dependencies: ["StylizeRelay", "GstStylize", "CShims", "CGStreamer", "CGstRtspServer", "stylize-relay"],
+            dependencies: ["StylizeRelay", "GstStylize", "CShims", "CGStreamer", "CGstRtspServer", "stylize-relay",
+                           .product(name: "Logging", package: "swift-log")],
             exclude: ["rtsp-test-source.py"]
         ),
     ],

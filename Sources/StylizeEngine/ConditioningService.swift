@@ -27,16 +27,48 @@ public struct Conditioning: @unchecked Sendable {
 /// every `refreshInterval` frames) on its own thread, caches results by (prompt, model)
 /// with an LRU bound, and batches every pending request into one forward pass. The main
 /// path reads the newest ready conditioning and never waits, except for the very first.
+///
+/// Ordering: the active prompt is always the last one given to `setPrompt`, whatever
+/// order encodes finish in (a result only becomes current while its prompt is still the
+/// active one), and callbacks are delivered in the order the activations happened, all
+/// from the side thread, so the last `onActivated` names the prompt in use.
 public final class ConditioningService: @unchecked Sendable {
     public struct Key: Hashable { public let prompt: String; public let model: String }
+
+    /// Prompts longer than this many UTF-8 bytes are cut (at a character boundary) before
+    /// they are stored or encoded: the tokenizer keeps only its first few hundred tokens
+    /// anyway, and encoding a multi-megabyte string in full takes seconds of CPU.
+    public static let maxPromptBytes = 4096
+
+    /// `prompt` cut to at most `maxPromptBytes` UTF-8 bytes without splitting a character.
+    public static func truncated(_ prompt: String) -> String {
+        guard prompt.utf8.count > maxPromptBytes else { return prompt }
+        var bytes = 0
+        var end = prompt.startIndex
+        for character in prompt {
+            bytes += character.utf8.count
+            if bytes > maxPromptBytes { break }
+            end = prompt.index(after: end)
+        }
+        return String(prompt[..<end])
+    }
+
+    private enum Event {
+        case activated(String, Double)
+        case failed(Error)
+    }
 
     private let backend: ConditioningBackend
     private let modelID: String
     private let condition = NSCondition()
-    private var thread: Thread?
-    private var running = false
 
     // Guarded by `condition`.
+    private var running = false
+    /// Bumped by every start(): a loop whose generation is no longer current ends, so a
+    /// restart after a stop() from inside a callback never leaves two loops running.
+    private var generation = 0
+    private var loopExited: DispatchSemaphore?
+    private var sideThread: pthread_t?
     private var activePrompt: String
     private var pending: [String: RGBImage?] = [:]     // prompt → frame to encode with
     private var pendingOrder: [String] = []
@@ -47,6 +79,10 @@ public final class ConditioningService: @unchecked Sendable {
     private var lastRefreshFrame = Int.min
     private var failure: Error?
     private var activationPending = true
+    private var events: [Event] = []
+    private var requestTimes: [String: Double] = [:]
+    private var _onActivated: ((String, Double) -> Void)?
+    private var _onError: ((Error) -> Void)?
 
     public let cacheCapacity: Int
     /// Frames between vision-aware re-encodes (0: never refresh).
@@ -54,65 +90,85 @@ public final class ConditioningService: @unchecked Sendable {
     private var _refresh: Int
 
     /// Called on the side thread when a new prompt's conditioning first becomes active,
-    /// with the prompt and the seconds from request to ready.
-    public var onActivated: ((String, Double) -> Void)?
-    /// Called on the side thread when encoding fails (the element posts an error).
-    public var onError: ((Error) -> Void)?
-    private var requestTimes: [String: Double] = [:]
+    /// with the prompt and the seconds from request to ready. Never called once `stop()`
+    /// has returned.
+    public var onActivated: ((String, Double) -> Void)? {
+        get { condition.withLock { _onActivated } }
+        set { condition.withLock { _onActivated = newValue } }
+    }
+    /// Called on the side thread when encoding fails (the element posts an error). Never
+    /// called once `stop()` has returned.
+    public var onError: ((Error) -> Void)? {
+        get { condition.withLock { _onError } }
+        set { condition.withLock { _onError = newValue } }
+    }
 
     public init(backend: ConditioningBackend, modelID: String, prompt: String,
                 refreshInterval: Int = 0, cacheCapacity: Int = 32) {
         self.backend = backend
         self.modelID = modelID
-        self.activePrompt = prompt
+        self.activePrompt = Self.truncated(prompt)
         self._refresh = refreshInterval
         self.cacheCapacity = max(1, cacheCapacity)
     }
 
     public func start() {
-        condition.withLock {
-            guard !running else { return }
+        let started = condition.withLock { () -> (Int, DispatchSemaphore)? in
+            guard !running else { return nil }
             running = true
             failure = nil
+            generation += 1
+            let exited = DispatchSemaphore(value: 0)
+            loopExited = exited
             if !backend.seesImages { enqueue(activePrompt, frame: nil) }
+            return (generation, exited)
         }
-        let t = Thread { [weak self] in self?.loop() }
+        guard case let (loopGeneration, exited)? = started else { return }
+        let t = Thread { [self] in
+            loop(generation: loopGeneration)
+            exited.signal()
+        }
         t.name = "stylize-conditioning"
         t.qualityOfService = .userInitiated
-        thread = t
         t.start()
     }
 
+    /// Stops the side thread and waits until it has ended, so no callback arrives after
+    /// this returns. Called from a callback (on the side thread itself) it cannot wait for
+    /// its own caller; the loop then ends as soon as that callback returns.
     public func stop() {
-        condition.withLock {
+        let exited = condition.withLock { () -> DispatchSemaphore? in
             running = false
             condition.broadcast()
+            defer { loopExited = nil }
+            if let sideThread, pthread_equal(sideThread, pthread_self()) != 0 { return nil }
+            return loopExited
         }
-        thread = nil
+        exited?.wait()
     }
 
     /// Sets the prompt (normal use while playing): stores it and wakes the side thread;
-    /// returns at once. A cached prompt becomes active immediately.
+    /// returns at once. A cached prompt becomes active immediately (its activation is
+    /// still reported from the side thread, in order with the others).
     public func setPrompt(_ prompt: String) {
-        condition.lock()
-        guard prompt != activePrompt else { return condition.unlock() }
-        activePrompt = prompt
-        activationPending = true
-        requestTimes[prompt] = StreamStatistics.now()
-        let key = Key(prompt: prompt, model: modelID)
-        var activatedFromCache = false
-        if let hit = cache[key], !backend.seesImages || hit.frameIndex != nil {
-            touch(key)
-            latest = hit
-            activationPending = false
-            requestTimes[prompt] = nil
-            activatedFromCache = true
-        } else {
-            enqueue(prompt, frame: backend.seesImages ? newestFrame?.0 : nil)
+        let prompt = Self.truncated(prompt)
+        condition.withLock {
+            guard prompt != activePrompt else { return }
+            activePrompt = prompt
+            activationPending = true
+            requestTimes[prompt] = StreamStatistics.now()
+            let key = Key(prompt: prompt, model: modelID)
+            if let hit = cache[key], !backend.seesImages || hit.frameIndex != nil {
+                touch(key)
+                latest = hit
+                activationPending = false
+                requestTimes[prompt] = nil
+                events.append(.activated(prompt, 0))
+                condition.broadcast()
+            } else {
+                enqueue(prompt, frame: backend.seesImages ? newestFrame?.0 : nil)
+            }
         }
-        let callback = onActivated
-        condition.unlock()
-        if activatedFromCache { callback?(prompt, 0) }
     }
 
     public var prompt: String { condition.withLock { activePrompt } }
@@ -159,16 +215,32 @@ public final class ConditioningService: @unchecked Sendable {
         condition.broadcast()
     }
 
-    private func loop() {
+    private func loop(generation: Int) {
+        condition.withLock { sideThread = pthread_self() }
         lowerThreadPriority()
-        ThreadBudget.serially { encodeUntilStopped() }
+        ThreadBudget.serially { serve(generation: generation) }
+        condition.withLock { if self.generation == generation { sideThread = nil } }
     }
 
-    private func encodeUntilStopped() {
+    /// Delivers events and encodes until stopped. Events go first: a cache hit's
+    /// activation is not held back behind a multi-second encode.
+    private func serve(generation: Int) {
         while true {
             condition.lock()
-            while running && pending.isEmpty { condition.wait() }
-            if !running { condition.unlock(); return }
+            while running && self.generation == generation && pending.isEmpty && events.isEmpty { condition.wait() }
+            guard running && self.generation == generation else { condition.unlock(); return }
+            if !events.isEmpty {
+                let event = events.removeFirst()
+                let (activated, failed) = (_onActivated, _onError)
+                condition.unlock()
+                // stop() waits for this loop to end, so a callback running here finishes
+                // before stop() returns, and none starts after running was cleared above.
+                switch event {
+                case let .activated(prompt, seconds): activated?(prompt, seconds)
+                case let .failed(error): failed?(error)
+                }
+                continue
+            }
             let prompts = pendingOrder
             let frames = prompts.map { pending[$0] ?? nil }
             pending.removeAll()
@@ -181,7 +253,6 @@ public final class ConditioningService: @unchecked Sendable {
             let seconds = StreamStatistics.now() - t0
 
             condition.lock()
-            var activated: (String, Double)? = nil
             switch result {
             case .success(let tensors):
                 for (i, prompt) in prompts.enumerated() {
@@ -190,23 +261,22 @@ public final class ConditioningService: @unchecked Sendable {
                     let key = Key(prompt: prompt, model: modelID)
                     cache[key] = c
                     touch(key)
+                    // An older prompt finishing after a newer one was set is only cached.
                     if prompt == activePrompt {
                         latest = c
                         if activationPending {
                             activationPending = false
-                            activated = (prompt, StreamStatistics.now() - (requestTimes[prompt] ?? t0))
+                            events.append(.activated(prompt, StreamStatistics.now() - (requestTimes[prompt] ?? t0)))
                         }
                         requestTimes[prompt] = nil
                     }
                 }
             case .failure(let error):
                 failure = error
+                events.append(.failed(error))
             }
             condition.broadcast()
-            let (cb, errCb, err) = (onActivated, onError, failure)
             condition.unlock()
-            if let (p, s) = activated { cb?(p, s) }
-            if case .failure = result, let err { errCb?(err) }
         }
     }
 

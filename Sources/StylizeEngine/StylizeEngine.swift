@@ -17,8 +17,24 @@ extension ConditioningEncoder: ConditioningBackend {
 public final class StylizeEngine: StreamEngine, @unchecked Sendable {
     public let model: StylizeModel
     public let statistics = StreamStatistics()
-    public var onConditioningActivated: ((String, Double) -> Void)?
-    public var onError: ((Error) -> Void)?
+    /// Read by the side thread while the element may reset them: kept under their own
+    /// lock (never the engine's, which start() holds while the old side thread may call).
+    public var onConditioningActivated: ((String, Double) -> Void)? {
+        get { callbackLock.withLock { _onActivated } }
+        set { callbackLock.withLock { _onActivated = newValue } }
+    }
+    public var onError: ((Error) -> Void)? {
+        get { callbackLock.withLock { _onError } }
+        set { callbackLock.withLock { _onError = newValue } }
+    }
+    private let callbackLock = NSLock()
+    private var _onActivated: ((String, Double) -> Void)?
+    private var _onError: ((Error) -> Void)?
+
+    /// Orders every prompt change that reaches the side thread (setPrompt, a batch's
+    /// settings, start), so the last one decided is the last one applied.
+    private let promptLock = NSLock()
+    private var arbiter = PromptArbiter()   // guarded by promptLock
 
     private let lock = NSLock()
     private let stylizer: Stylizer
@@ -65,7 +81,7 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
     /// `settings.prompt` is active, instead of with the previous prompt's while it encodes.
     public static func processWaitingForPrompt(_ engine: StylizeEngine, _ frames: Tensor, settings: StylizeSettings,
                                                timeout: TimeInterval = 600) throws -> Tensor {
-        let wanted = settings.prompt.isEmpty ? engine.model.config.defaultPrompt : settings.prompt
+        let wanted = engine.resolved(settings.prompt)
         // Already active before the pass starts: this pass uses it.
         if engine.lock.withLock({ engine.service })?.current()?.prompt == wanted {
             return try engine.process(frames, settings: settings)
@@ -86,24 +102,32 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
     }
 
     public func start(settings: StylizeSettings) throws {
-        let prompt = settings.prompt.isEmpty ? model.config.defaultPrompt : settings.prompt
-        let s = ConditioningService(backend: backend, modelID: model.path, prompt: prompt,
+        let s = ConditioningService(backend: backend, modelID: model.path, prompt: resolved(settings.prompt),
                                     refreshInterval: settings.refreshInterval)
         s.onActivated = { [weak self] p, seconds in
             self?.statistics.encoderRan(seconds: seconds)
             self?.onConditioningActivated?(p, seconds)
         }
         s.onError = { [weak self] e in self?.onError?(e) }
-        lock.withLock {
-            service?.stop()
-            service = s
-            frameCounter = 0
-            previousInput = nil
-            previousOutput = nil
+        let old = promptLock.withLock { () -> ConditioningService? in
+            arbiter.started()
+            s.start()
+            return lock.withLock {
+                defer {
+                    service = s
+                    frameCounter = 0
+                    previousInput = nil
+                    previousOutput = nil
+                }
+                return service
+            }
         }
-        s.start()
+        // Outside the locks: stop() waits for the old side thread, whose callbacks may
+        // still be running.
+        old?.stop()
     }
 
+    /// Stops the side thread and waits for it: no callback arrives once this returns.
     public func stop() {
         let s = lock.withLock { () -> ConditioningService? in
             defer { service = nil }
@@ -113,7 +137,19 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
     }
 
     public func setPrompt(_ prompt: String) {
-        lock.withLock { service }?.setPrompt(prompt.isEmpty ? model.config.defaultPrompt : prompt)
+        promptLock.withLock {
+            arbiter.explicitlySet()
+            lock.withLock { service }?.setPrompt(resolved(prompt))
+        }
+    }
+
+    /// The prompt whose conditioning the next batch uses (nil before the first is ready).
+    var currentPrompt: String? { lock.withLock { service }?.current()?.prompt }
+
+    /// What the side thread encodes for a requested prompt: the model's default for "",
+    /// and never more than `ConditioningService.maxPromptBytes`.
+    func resolved(_ prompt: String) -> String {
+        ConditioningService.truncated(prompt.isEmpty ? model.config.defaultPrompt : prompt)
     }
 
     public func process(_ frames: Tensor, settings: StylizeSettings) throws -> Tensor {
@@ -125,8 +161,9 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         let perFrame = frames.count / max(1, b)
         let first = lock.withLock { () -> Int in defer { frameCounter += b }; return frameCounter }
         if service.refreshInterval != settings.refreshInterval { service.refreshInterval = settings.refreshInterval }
-        if service.prompt != (settings.prompt.isEmpty ? model.config.defaultPrompt : settings.prompt) {
-            setPrompt(settings.prompt)
+        promptLock.withLock {
+            let wanted = resolved(settings.prompt)
+            if arbiter.batchMayApplySettings(), service.prompt != wanted { service.setPrompt(wanted) }
         }
         // Vision-aware encoders see the newest frame of the batch.
         service.offerFrame(RGBImage(tensor: frames, index: b - 1), index: first + b - 1)

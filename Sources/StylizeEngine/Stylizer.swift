@@ -7,13 +7,8 @@ import StylizeModels
 /// (`fixedNoise`, the temporal-stability default) or one per frame index.
 public final class Stylizer: @unchecked Sendable {
     public let model: StylizeModel
-    /// One fixed noise field per (frame shape, seed, salt).
-    private struct FixedNoiseKey: Hashable {
-        let frameShape: [Int]
-        let seed: UInt64
-        let salt: Int
-    }
-    private var fixedNoiseCache: [FixedNoiseKey: Tensor] = [:]
+    /// One fixed noise field per (frame shape, seed, salt), for the current shape and seed.
+    let fixedNoise = FixedNoiseCache()
 
     /// Seconds spent per stage since creation (for `bench element` and stats).
     public struct StageTimes: Sendable, Equatable {
@@ -108,19 +103,19 @@ public final class Stylizer: @unchecked Sendable {
 
     private func noise(shape: [Int], settings: StylizeSettings, frameIndices: [Int], salt: Int) -> Tensor {
         let perFrame = shape.dropFirst().reduce(1, *)
-        let key = FixedNoiseKey(frameShape: Array(shape.dropFirst()), seed: settings.seed, salt: salt)
+        let field = !settings.fixedNoise ? nil
+            : fixedNoise.field(.init(frameShape: Array(shape.dropFirst()), seed: settings.seed, salt: salt)) {
+                var field = Tensor(uninitialized: [perFrame])
+                field.data.withUnsafeMutableBufferPointer {
+                    Self.fillGaussian($0, seed: settings.seed &+ UInt64(salt) &* 0x9E37_79B9)
+                }
+                return field
+            }
         var out = Tensor(uninitialized: shape)
         for i in 0..<shape[0] {
             let frame = (i * perFrame)..<((i + 1) * perFrame)
-            if settings.fixedNoise {
-                if fixedNoiseCache[key] == nil {
-                    var field = Tensor(uninitialized: [perFrame])
-                    field.data.withUnsafeMutableBufferPointer {
-                        Self.fillGaussian($0, seed: settings.seed &+ UInt64(salt) &* 0x9E37_79B9)
-                    }
-                    fixedNoiseCache[key] = field
-                }
-                out.data.replaceSubrange(frame, with: fixedNoiseCache[key]!.data)
+            if let field {
+                out.data.replaceSubrange(frame, with: field.data)
             } else {
                 let seed = settings.seed &+ UInt64(truncatingIfNeeded: frameIndices[i]) &* 0x1_0000_0001 &+ UInt64(salt) &* 0x9E37_79B9
                 out.data.withUnsafeMutableBufferPointer { Self.fillGaussian(UnsafeMutableBufferPointer(rebasing: $0[frame]), seed: seed) }

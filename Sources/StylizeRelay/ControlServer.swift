@@ -6,22 +6,93 @@ import Logging
 /// What `POST /prompt` accepts: a JSON object {"prompt": "..."} (when the body starts with
 /// `{` or the Content-Type is JSON), otherwise the body itself as plain UTF-8 text, with
 /// surrounding whitespace (a trailing newline from `curl --data-binary @file`) trimmed.
+/// Bodies over `maxBodyBytes` and prompts over `maxPromptBytes` are refused: the text
+/// encoder only reads a few hundred tokens, and a multi-megabyte prompt would cost
+/// seconds of encoder time (and the memory to hold it) for nothing.
 public enum PromptRequest {
+    public static let maxBodyBytes = 64 * 1024
+    public static let maxPromptBytes = 4096
+
     public enum Failure: Error, Equatable {
         case notUTF8
         case badJSON(String)
+        case bodyTooLarge(limit: Int)
+        case promptTooLong(bytes: Int, limit: Int)
+
+        /// 413 for what is too big, 400 for what is malformed.
+        public var statusCode: Int {
+            switch self {
+            case .bodyTooLarge, .promptTooLong: return 413
+            case .notUTF8, .badJSON: return 400
+            }
+        }
+
+        /// The text of the JSON error reply.
+        public var message: String {
+            switch self {
+            case .notUTF8: return "the body is not UTF-8 text"
+            case let .badJSON(reason): return reason
+            case let .bodyTooLarge(limit): return "the request body is over \(limit) bytes"
+            case let .promptTooLong(bytes, limit): return "the prompt is \(bytes) bytes of UTF-8, over the limit of \(limit)"
+            }
+        }
+    }
+
+    /// Reads a body of at most `maxBodyBytes`: refused from its Content-Length alone when
+    /// that says more, otherwise as soon as more has arrived (a chunked body has none).
+    public static func readBody<Chunks: AsyncSequence>(_ chunks: Chunks, contentLength: String?) async throws -> Result<Data, Failure>
+    where Chunks.Element == Data {
+        if let declared = contentLength.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), declared > maxBodyBytes {
+            return .failure(.bodyTooLarge(limit: maxBodyBytes))
+        }
+        var body = Data()
+        for try await chunk in chunks {
+            guard body.count + chunk.count <= maxBodyBytes else { return .failure(.bodyTooLarge(limit: maxBodyBytes)) }
+            body.append(chunk)
+        }
+        return .success(body)
     }
 
     public static func parse(body: Data, contentType: String?) -> Result<String, Failure> {
+        guard body.count <= maxBodyBytes else { return .failure(.bodyTooLarge(limit: maxBodyBytes)) }
         guard let text = String(data: body, encoding: .utf8) else { return .failure(.notUTF8) }
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         let isJSON = contentType?.lowercased().contains("json") == true || trimmed.hasPrefix("{")
-        guard isJSON else { return .success(trimmed) }
-        struct Body: Decodable { let prompt: String }
-        do {
-            return .success(try JSONDecoder().decode(Body.self, from: Data(trimmed.utf8)).prompt)
-        } catch {
-            return .failure(.badJSON("expected {\"prompt\": \"...\"}: \(error)"))
+        let prompt: String
+        if isJSON {
+            struct Body: Decodable { let prompt: String }
+            do {
+                prompt = try JSONDecoder().decode(Body.self, from: Data(trimmed.utf8)).prompt
+            } catch {
+                return .failure(.badJSON("expected {\"prompt\": \"...\"}: \(error)"))
+            }
+        } else {
+            prompt = trimmed
+        }
+        let bytes = prompt.utf8.count
+        guard bytes <= maxPromptBytes else { return .failure(.promptTooLong(bytes: bytes, limit: maxPromptBytes)) }
+        return .success(prompt)
+    }
+}
+
+/// Applies a prompt and records it as the requested one in one step. Requests are
+/// handled concurrently; recorded and applied separately, two requests could record in
+/// one order and apply in the other, and /status would name a requested prompt that is
+/// not the one the stream settles on.
+final class PromptSetter: @unchecked Sendable {
+    private let lock = NSLock()
+    private let status: RelayStatus
+    private let apply: @Sendable (String) -> Void
+
+    init(status: RelayStatus, apply: @escaping @Sendable (String) -> Void) {
+        self.status = status
+        self.apply = apply
+    }
+
+    func set(_ prompt: String) {
+        lock.withLock {
+            status.update { $0.requestedPrompt = prompt }
+            apply(prompt)
         }
     }
 }
@@ -46,22 +117,24 @@ final class ControlServer: @unchecked Sendable {
         server = HTTPServer(address: address, timeout: 15, logger: FlyingFoxLog(logger: logger))
         let log = logger
         let json: HTTPHeaders = [.contentType: "application/json"]
+        let prompts = PromptSetter(status: status, apply: setPrompt)
         Self.blockingAwait { [server] in
             await server.appendRoute("GET /status") { _ in
                 HTTPResponse(statusCode: .ok, headers: json, body: status.snapshot().json())
             }
             await server.appendRoute("POST /prompt") { request in
-                let body = try await request.bodyData
-                switch PromptRequest.parse(body: body, contentType: request.headers[.contentType]) {
+                let parsed = try await PromptRequest.readBody(request.bodySequence, contentLength: request.headers[.contentLength])
+                    .flatMap { PromptRequest.parse(body: $0, contentType: request.headers[.contentType]) }
+                switch parsed {
                 case let .success(prompt):
                     log.info("prompt changed by \(addressText(request.remoteAddress)): '\(prompt)'")
-                    status.update { $0.requestedPrompt = prompt }
-                    setPrompt(prompt)
+                    prompts.set(prompt)
                     let reply = try JSONSerialization.data(withJSONObject: ["requested_prompt": prompt], options: [.sortedKeys])
                     return HTTPResponse(statusCode: .accepted, headers: json, body: reply)
                 case let .failure(failure):
-                    let reply = try JSONSerialization.data(withJSONObject: ["error": "\(failure)"])
-                    return HTTPResponse(statusCode: .badRequest, headers: json, body: reply)
+                    let reply = try JSONSerialization.data(withJSONObject: ["error": failure.message])
+                    let code: HTTPStatusCode = failure.statusCode == 413 ? .payloadTooLarge : .badRequest
+                    return HTTPResponse(statusCode: code, headers: json, body: reply)
                 }
             }
         }

@@ -102,6 +102,28 @@ final class StylizerTests: XCTestCase {
         XCTAssertEqual(e.statistics.snapshot().skippedFrames, 2)
     }
 
+    /// The fixed-noise cache keeps only the current frame shape and seed (one field per
+    /// denoise step): trying many seeds and sizes never grows it, and a seed coming back
+    /// gets the same noise as before.
+    func testFixedNoiseCacheStaysBoundedAcrossSeedsAndSizes() throws {
+        let dir = try TinyModelFolder.make(mode: .sdedit, scheduler: "EulerAncestralDiscreteScheduler")
+        let stylizer = Stylizer(model: try StylizeModel(path: dir))
+        let conditioning = Tensor(shape: [1, 64], data: [Float](repeating: 0.1, count: 64))
+        func run(_ size: Int, seed: UInt64) throws -> Tensor {
+            try stylizer.process(TinyModelFolder.frames(1, size, size), conditioning: conditioning,
+                                 settings: settings(steps: 2, seed: seed), frameIndices: [0])
+        }
+        let before = try run(16, seed: 3)
+        for seed in UInt64(0)..<24 {
+            for size in [16, 32] {
+                _ = try run(size, seed: seed)
+                // Ancestral Euler: the starting noise plus one per step.
+                XCTAssertLessThanOrEqual(stylizer.fixedNoise.count, 3, "seed \(seed), \(size)x\(size)")
+            }
+        }
+        XCTAssertEqual(try run(16, seed: 3).data, before.data)
+    }
+
     func testStreamsShareOneLoadedModelPerFolder() throws {
         let dir = try TinyModelFolder.make(mode: .sdedit, scheduler: "EulerAncestralDiscreteScheduler")
         let a = try StylizeEngine(modelPath: dir)

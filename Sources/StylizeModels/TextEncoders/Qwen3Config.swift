@@ -1,5 +1,18 @@
-/// transformers' `Qwen3Config` / `Qwen3VLTextConfig` (the language model half).
+/// transformers' `Qwen3Config` / `Qwen3VLTextConfig` (the language model half). Absent
+/// keys take that class's defaults (configuration_qwen3.py, configuration_qwen3_vl.py),
+/// which differ between the two in the RoPE base and the multimodal RoPE split.
 public struct Qwen3TextConfig: Sendable {
+    /// Which transformers class the keys belong to.
+    public enum Family: Sendable {
+        case qwen3
+        case qwen3VLText
+
+        /// `default_theta`: the RoPE base when neither rope_parameters nor rope_theta say.
+        var defaultRopeTheta: Float { self == .qwen3 ? 10000 : 500_000 }
+        /// Qwen3VLTextRotaryEmbedding's `rope_parameters.get("mrope_section", [24, 20, 20])`.
+        var defaultMropeSection: [Int]? { self == .qwen3 ? nil : [24, 20, 20] }
+    }
+
     public var vocabSize: Int
     public var hiddenSize: Int
     public var intermediateSize: Int
@@ -15,22 +28,24 @@ public struct Qwen3TextConfig: Sendable {
     /// temporal, height and width positions (interleaved T,H,W,T,H,W,…).
     public var mropeSection: [Int]?
 
-    public init(_ r: ConfigReader) throws {
+    public init(_ r: ConfigReader, family: Family = .qwen3) throws {
         vocabSize = try r.int("vocab_size", 151936)
         hiddenSize = try r.int("hidden_size", 4096)
         intermediateSize = try r.int("intermediate_size", 22016)
         numHiddenLayers = try r.int("num_hidden_layers", 32)
         numAttentionHeads = try r.int("num_attention_heads", 32)
-        numKeyValueHeads = try r.int("num_key_value_heads", numAttentionHeads)
-        headDim = try r.int("head_dim", hiddenSize / numAttentionHeads)
+        // Both classes: absent means 32, an explicit null means one group per head.
+        numKeyValueHeads = try r.int("num_key_value_heads", r.object["num_key_value_heads"] == .null ? numAttentionHeads : 32)
+        // Absent means 128; null leaves the modeling code's hidden_size / heads.
+        headDim = try r.int("head_dim", r.object["head_dim"] == .null ? hiddenSize / numAttentionHeads : 128)
         let act = try r.string("hidden_act", "silu")
         guard let a = Activation(configName: act) else { throw r.unsupported("hidden_act", act) }
         hiddenAct = a
         rmsNormEps = try r.float("rms_norm_eps", 1e-6)
         attentionBias = try r.bool("attention_bias", false)
         // transformers ≥ 5 writes rope_parameters; older configs rope_theta + rope_scaling.
-        var theta = try r.float("rope_theta", 10000)
-        var section: [Int]? = nil
+        var theta = try r.float("rope_theta", family.defaultRopeTheta)
+        var section = family.defaultMropeSection
         for key in ["rope_parameters", "rope_scaling"] {
             guard case .object(let o)? = r.raw(key) else { continue }
             let sub = ConfigReader(object: o, file: r.file + " (\(key))")

@@ -12,18 +12,20 @@ public struct Qwen3VLConfig: Sendable {
 
     public init(file: String) throws {
         let r = try ConfigReader(file: file)
-        guard case .object(let text)? = r.raw("text_config"), case .object(let vision)? = r.raw("vision_config") else {
-            throw ModelError.invalidConfig(file: file, key: "text_config", reason: "a Qwen3-VL config needs text_config and vision_config")
+        // Absent (or null) sub-configs are the sub-config classes' defaults, as in transformers.
+        func sub(_ key: String) throws -> ConfigReader {
+            switch r.raw(key) {
+            case nil: return ConfigReader(object: [:], file: file + " (\(key), defaults)")
+            case .object(let o)?: return ConfigReader(object: o, file: file + " (\(key))")
+            case let other?: throw ModelError.invalidConfig(file: file, key: key, reason: "expected an object, found \(other)")
+            }
         }
-        self.text = try Qwen3TextConfig(ConfigReader(object: text, file: file + " (text_config)"))
-        self.vision = try Qwen3VLVisionConfig(ConfigReader(object: vision, file: file + " (vision_config)"))
+        self.text = try Qwen3TextConfig(sub("text_config"), family: .qwen3VLText)
+        self.vision = try Qwen3VLVisionConfig(sub("vision_config"))
         imageTokenId = try r.int("image_token_id", 151655)
         videoTokenId = try r.int("video_token_id", 151656)
         visionStartTokenId = try r.int("vision_start_token_id", 151652)
         visionEndTokenId = try r.int("vision_end_token_id", 151653)
-        guard self.text.mropeSection != nil else {
-            throw ModelError.invalidConfig(file: file, key: "text_config.rope_parameters.mrope_section", reason: "missing")
-        }
         guard self.vision.outHiddenSize == self.text.hiddenSize else {
             throw ModelError.invalidConfig(file: file, key: "vision_config.out_hidden_size",
                                            reason: "\(self.vision.outHiddenSize) does not match text hidden_size \(self.text.hiddenSize)")
