@@ -1,7 +1,8 @@
 import Foundation
 import StylizeModels
 
-/// How the source frame conditions the U-Net (REFERENCES.md §2).
+/// How the source frame conditions the U-Net (docs/ARCHITECTURE.md#sdedit,
+/// #concat-channels, #concat-width).
 public enum ConditioningMode: String, Sendable, CaseIterable {
     /// Re-noise the source latent to `strength` and denoise (SD-Turbo / StreamDiffusion).
     case sdedit

@@ -1,9 +1,9 @@
 import Foundation
 import StylizeModels
 
-/// A loaded model folder (DESIGN.md "Model folders"): U-Net, tiny autoencoder, encoder,
-/// tokenizer, scheduler and our stylize.json. Immutable once loaded, so every stream in
-/// the process can share it (`ModelRegistry`).
+/// A loaded model folder (docs/ARCHITECTURE.md#model-folders): U-Net, tiny autoencoder,
+/// encoder, tokenizer, scheduler and our stylize.json. Immutable once loaded, so every
+/// stream in the process can share it (`ModelRegistry`).
 public final class StylizeModel: @unchecked Sendable {
     public let path: String
     public let unet: UNet2DConditionModel

@@ -94,8 +94,9 @@ public final class Stylizer: @unchecked Sendable {
         return decoded
     }
 
-    /// Flow matching's resolution-dependent shift μ (REFERENCES.md §2: L = latent h·w/4),
-    /// passed only to schedulers configured for dynamic shifting.
+    /// Flow matching's resolution-dependent shift μ (L = latent h·w/4;
+    /// docs/ARCHITECTURE.md#flow-matching-shift), passed only to schedulers configured
+    /// for dynamic shifting.
     private func mu(_ latentShape: [Int]) -> Double? {
         guard let flow = model.scheduler as? FlowMatchEulerDiscreteScheduler, flow.useDynamicShifting else { return nil }
         return flow.calculateShift(imageSeqLen: latentShape[1] * latentShape[2] / 4)

@@ -125,7 +125,7 @@ final class SchedulerTests: XCTestCase {
         }
     }
 
-    // MARK: - Schedules named in REFERENCES.md §2
+    // MARK: - Schedules given in docs/ARCHITECTURE.md#schedulers
 
     func testReferenceTimestepSchedules() throws {
         let dir = Fixtures.path("schedulers", "euler_turbo_4steps")
@@ -158,7 +158,7 @@ final class SchedulerTests: XCTestCase {
         }
         let flux = try XCTUnwrap(try SchedulerFactory.load(directory: Fixtures.path("schedulers", "flow_dynamic_mu_4steps"))
             as? FlowMatchEulerDiscreteScheduler)
-        // Slope (1.15 − 0.5)/(4096 − 256) = 0.65/3840 (REFERENCES.md §2 says 0.66/3840).
+        // Slope (1.15 − 0.5)/(4096 − 256) = 0.65/3840, diffusers' value (not 0.66/3840).
         XCTAssertEqual(flux.calculateShift(imageSeqLen: 4096), 1.15, accuracy: 1e-12)
         XCTAssertEqual(flux.calculateShift(imageSeqLen: 1024) - flux.calculateShift(imageSeqLen: 256), 0.65 / 3840 * 768, accuracy: 1e-12)
     }

@@ -9,7 +9,8 @@ struct TokenizerCase: Decodable {
 }
 
 /// Parity with the `tokenizers` library on the committed fixtures
-/// (Fixtures/tokenizers/README.md), plus the behaviours REFERENCES.md §3 pins down.
+/// (Fixtures/tokenizers/README.md), plus the behaviours docs/ARCHITECTURE.md#tokenizers
+/// pins down.
 final class TokenizerTests: XCTestCase {
     static let clipDir = Fixtures.path("tokenizers", "clip")
     static let qwenDir = Fixtures.path("tokenizers", "qwen")
@@ -77,7 +78,7 @@ final class TokenizerTests: XCTestCase {
         assertParity(try Self.qwen.get(), cases, "qwen")
     }
 
-    /// REFERENCES.md §3's CLIP test vector.
+    /// The CLIP check value in docs/ARCHITECTURE.md#tokenizers.
     func testCLIPReferenceVector() throws {
         let clip = try Self.clip.get()
         XCTAssertEqual(clip.encode("a photo of an astronaut riding a horse on mars"),

@@ -4,7 +4,7 @@
     python3 tools/nano/model.py --random OUT_DIR     write a randomly initialised folder
                                                      (format check; train.py writes the real one)
 
-Folder layout (DESIGN.md "Model folders", the format the Swift engine loads):
+Folder layout (docs/ARCHITECTURE.md#model-folders, the format the Swift engine loads):
     model_index.json, stylize.json
     unet/         diffusers UNet2DConditionModel, concat-channels edit U-Net (2L in, L out)
     vae/          diffusers AutoencoderTiny, 16 channels, /8, 16 latent channels

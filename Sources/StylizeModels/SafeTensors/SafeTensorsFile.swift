@@ -11,9 +11,9 @@ public struct SafeTensorsEntry: Sendable {
 }
 
 /// A memory-mapped safetensors file with a fully validated header
-/// (REFERENCES.md §3): header length within the file and ≤ 100 MB, UTF-8 JSON object,
-/// known dtypes, sizes that match shapes without overflow, offsets contiguous from 0 and
-/// ending exactly at the end of the file, no duplicate names.
+/// (docs/ARCHITECTURE.md#safetensors): header length within the file and ≤ 100 MB,
+/// UTF-8 JSON object, known dtypes, sizes that match shapes without overflow, offsets
+/// contiguous from 0 and ending exactly at the end of the file, no duplicate names.
 public final class SafeTensorsFile: @unchecked Sendable {
     public let path: String
     public let entries: [String: SafeTensorsEntry]

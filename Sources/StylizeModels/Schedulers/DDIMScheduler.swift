@@ -1,9 +1,9 @@
 /// diffusers' `DDIMScheduler` (Song et al. 2020).
 ///
-/// Checked against diffusers 0.42.1 (REFERENCES.md §2 agrees for η = 0): the previous
-/// timestep is p = t − ⌊T/N⌋ (not the next entry of the schedule), with ᾱ_p = 1 below
-/// 0 when `set_alpha_to_one`, else ᾱ₀. x̂₀ from the prediction, clipped to
-/// ±clip_sample_range when `clip_sample` (diffusers' default is true),
+/// Checked against diffusers 0.42.1 (docs/ARCHITECTURE.md#schedulers gives the η = 0
+/// case): the previous timestep is p = t − ⌊T/N⌋ (not the next entry of the schedule),
+/// with ᾱ_p = 1 below 0 when `set_alpha_to_one`, else ᾱ₀. x̂₀ from the prediction,
+/// clipped to ±clip_sample_range when `clip_sample` (diffusers' default is true),
 /// σₜ = η·√((1−ᾱ_p)/(1−ᾱₜ)·(1 − ᾱₜ/ᾱ_p)),
 /// x_p = √ᾱ_p·x̂₀ + √(1 − ᾱ_p − σₜ²)·ε̂ + σₜ·z.
 /// η is a `step` argument in diffusers; here it is the `eta` property (default 0).

@@ -1,7 +1,7 @@
 /// diffusers' `EulerAncestralDiscreteScheduler`: the Euler schedule with fresh noise
 /// injected at every step (the usual SD-Turbo sampler).
 ///
-/// Checked against diffusers 0.42.1 (REFERENCES.md §2 agrees): with σ → σ′,
+/// Checked against diffusers 0.42.1 (docs/ARCHITECTURE.md#schedulers): with σ → σ′,
 /// σ_up = √(σ′²(σ² − σ′²)/σ²), σ_down = √(σ′² − σ_up²),
 /// x′ = x + ((x − x̂₀)/σ)(σ_down − σ) + σ_up·z. At the last step σ′ = 0, so σ_up = 0 and
 /// the result is x̂₀ (up to rounding); diffusers still draws z there, this type does not

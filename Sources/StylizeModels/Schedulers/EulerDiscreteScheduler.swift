@@ -1,7 +1,7 @@
 /// diffusers' `EulerDiscreteScheduler` (Karras et al. 2022, Algorithm 2 without churn):
 /// SD-Turbo's scheduler.
 ///
-/// Schedule (checked against diffusers 0.42.1; REFERENCES.md §2 agrees):
+/// Schedule (checked against diffusers 0.42.1; docs/ARCHITECTURE.md#schedulers):
 /// σ(t) = √((1−ᾱₜ)/ᾱₜ) read off the training table at each inference timestep
 /// (interpolated linearly for "linspace" spacing's fractional timesteps), then a final
 /// σ = 0 ("zero") or σ(0) ("sigma_min"). "trailing": tᵢ = round(T − i·T/N) − 1, so
@@ -12,8 +12,8 @@
 /// output itself (sample); x′ = x + (x − x̂₀)/σ · (σ′ − σ).
 ///
 /// The sample lives in σ-space (x = x̂₀ + σz, not √ᾱ·x̂₀ + √(1−ᾱ)·z), so `addNoise` is
-/// x₀ + σ·z: the DDPM-form SDEdit start of REFERENCES.md divided by √ᾱ, which is what
-/// scaleModelInput expects.
+/// x₀ + σ·z: the DDPM-form SDEdit start √ᾱ·x₀ + √(1−ᾱ)·z (docs/ARCHITECTURE.md#sdedit)
+/// divided by √ᾱ, which is what scaleModelInput expects.
 public struct EulerDiscreteScheduler: Scheduler {
     public static let className = "EulerDiscreteScheduler"
     public let configFile: String

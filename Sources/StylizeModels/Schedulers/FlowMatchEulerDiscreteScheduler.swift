@@ -3,19 +3,21 @@ import Foundation
 /// diffusers' `FlowMatchEulerDiscreteScheduler` (rectified flow: SD3, Flux, the
 /// paper's DreamLite model), velocity prediction v = z − x₀.
 ///
-/// Checked against diffusers 0.42.1; where it differs from REFERENCES.md §2 this type
-/// follows diffusers:
+/// Checked against diffusers 0.42.1; where it differs from how papers and Flux-style
+/// pipelines usually state the schedule (docs/ARCHITECTURE.md#schedulers,
+/// #flow-matching-shift), this type follows diffusers:
 /// - Default schedule: σ = linspace(σ_max, σ_min, N) over the *training* table's ends
 ///   (σ_min ≈ 1/T, already shifted once at construction), then shifted — not
 ///   linspace(1, 1/N, N). N = 4 with shift 3 gives t = [1000, 857.69, 602.15, 8.93].
 ///   linspace(1, 1/N, N) is what Flux-style pipelines pass explicitly; do that with
 ///   `TimestepOptions.sigmas`.
-/// - Static shift: σ′ = sσ/(1 + (s−1)σ) (the same as REFERENCES' e^μ form with e^μ = s).
+/// - Static shift: σ′ = sσ/(1 + (s−1)σ) (the same as the e^μ form below with e^μ = s).
 ///   Dynamic shifting (`use_dynamic_shifting`): σ′ = e^μ/(e^μ + 1/σ − 1)
 ///   ("exponential") or μ/(μ + 1/σ − 1) ("linear"), μ passed to setTimesteps.
 /// - μ: diffusers' pipelines compute μ = m·L + b with m = (max_shift − base_shift) /
 ///   (max_image_seq_len − base_image_seq_len); Flux's 0.5 / 1.15 / 256 / 4096 give
-///   m = 0.65/3840, not REFERENCES' 0.66/3840. `calculateShift` does this from the config.
+///   m = 0.65/3840, diffusers' value (not 0.66/3840). `calculateShift` does this from
+///   the config.
 ///
 /// Step: t = 1000σ, x′ = x + (σ′ − σ)·v (N = 1: x₀ = z − v); with `stochastic_sampling`
 /// x̂₀ = x − σv and x′ = (1 − σ′)·x̂₀ + σ′·z. `addNoise` is diffusers' `scale_noise`:

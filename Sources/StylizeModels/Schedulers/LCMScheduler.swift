@@ -1,6 +1,6 @@
 /// diffusers' `LCMScheduler` (latent consistency models).
 ///
-/// Checked against diffusers 0.42.1 (REFERENCES.md §2 agrees): the distillation
+/// Checked against diffusers 0.42.1 (docs/ARCHITECTURE.md#schedulers): the distillation
 /// timesteps are {k−1, 2k−1, …} with k = T / original_inference_steps (50 →
 /// {19, 39, …, 999}); N of them are picked at ⌊linspace(0, count, N, endpoint=false)⌋
 /// from the top, so N = 4 → [999, 759, 499, 259]. With c = timestep_scaling·t (10t),

@@ -19,15 +19,16 @@ import StylizeCore
 /// elementwise, so `modelOutput`, `sample` and `noise` just have to share one shape,
 /// which the result keeps.
 ///
-/// REFERENCES.md §2 checked against diffusers 0.42.1 (details on each type): Euler /
-/// Euler ancestral, LCM, DDIM and TCD agree. Where they differ, the code follows
-/// diffusers:
+/// Checked step for step against diffusers 0.42.1 (formulas in
+/// docs/ARCHITECTURE.md#schedulers, details on each type): Euler / Euler ancestral, LCM,
+/// DDIM and TCD match the way they are usually written down. Where diffusers differs
+/// from that, the code follows diffusers:
 /// - Flow matching: the default schedule is linspace(σ_max, σ_min ≈ 1/T) of the
 ///   training table, shifted, not linspace(1, 1/N, N) (that is what Flux pipelines
 ///   pass as explicit sigmas); μ's slope with Flux's config is 0.65/3840, not
 ///   0.66/3840; L = h·w/4 is Flux's 2×2-packed token count, a pipeline choice.
-/// - SDEdit for the Euler pair is x₀ + σz in their σ-space (REFERENCES' DDPM form
-///   divided by √ᾱ); for flow matching σz + (1−σ)x₀.
+/// - SDEdit for the Euler pair is x₀ + σz in their σ-space (the DDPM form
+///   √ᾱ·x₀ + √(1−ᾱ)·z divided by √ᾱ); for flow matching σz + (1−σ)x₀.
 /// - TCD's last step returns x_s with s = 0, i.e. x̂₀ re-noised to t = 0, not x̂₀.
 public protocol Scheduler: Sendable {
     /// The diffusers class this type reproduces (`_class_name`).

@@ -1,7 +1,7 @@
 /// diffusers' `TCDScheduler` (trajectory consistency distillation), with the LCM
 /// timestep schedule.
 ///
-/// Checked against diffusers 0.42.1 (REFERENCES.md §2 agrees): with t′ the next
+/// Checked against diffusers 0.42.1 (docs/ARCHITECTURE.md#schedulers): with t′ the next
 /// timestep (0 after the last), s = ⌊(1−γ)·t′⌋ (in float32, as diffusers computes it),
 /// x_s = √ᾱ_s·x̂₀ + √(1−ᾱ_s)·ε̂, and x′ = √(ᾱ′/ᾱ_s)·x_s + √(1 − ᾱ′/ᾱ_s)·z on every
 /// step but the last, which returns x_s (so with t′ = 0 the result is x̂₀ noised to

@@ -1,6 +1,6 @@
-/// GPT-2's byte ↔ printable-character table (REFERENCES.md §3): bytes 0x21–0x7E,
-/// 0xA1–0xAC and 0xAE–0xFF stand for themselves, the other 68 bytes map in order to
-/// U+0100, U+0101, …
+/// GPT-2's byte ↔ printable-character table (docs/ARCHITECTURE.md#tokenizers): bytes
+/// 0x21–0x7E, 0xA1–0xAC and 0xAE–0xFF stand for themselves, the other 68 bytes map in
+/// order to U+0100, U+0101, …
 enum ByteLevelAlphabet {
     /// Scalar for each byte value.
     static let scalars: [Unicode.Scalar] = {

@@ -4,7 +4,7 @@ import Foundation
 /// matching what the `tokenizers` library's Oniguruma build matches.
 ///
 /// Where the two engines disagree on a shorthand class, the pattern is rewritten before
-/// compiling (REFERENCES.md §3):
+/// compiling (docs/ARCHITECTURE.md#tokenizers):
 /// - `\s` / `\S`: Oniguruma's Unicode whitespace is U+0009–U+000D, U+0085 and the Z
 ///   categories. ICU documents `\s` as `[\t\n\f\r\p{Z}]` (no U+000B, U+0085); the ICU
 ///   in this toolchain actually matches both, but the set is spelled out so the result
