@@ -68,7 +68,9 @@ let package = Package(
         .target(name: "StylizeProperties"),
         // The element: a thin C half (GObject boilerplate, trampolines) and the Swift half.
         .target(name: "CShims", dependencies: ["CGStreamer"], path: "CShims", exclude: ["README.md"]),
-        .target(name: "GstStylize", dependencies: ["CShims", "CGStreamer", "StylizeEngine", "StylizeCore", "StylizeProperties"]),
+        // GLib / GStreamer macro bridges shared by the element and the relay.
+        .target(name: "GstSupport", dependencies: ["CGStreamer"]),
+        .target(name: "GstStylize", dependencies: ["CShims", "CGStreamer", "GstSupport", "StylizeEngine", "StylizeCore", "StylizeProperties"]),
         .executableTarget(
             name: "stylize-tool",
             dependencies: [
@@ -89,6 +91,7 @@ let package = Package(
             dependencies: [
                 "CGStreamer",
                 "CGstRtspServer",
+                "GstSupport",
                 "StylizeProperties",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

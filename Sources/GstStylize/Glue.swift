@@ -1,30 +1,16 @@
 import CGStreamer
 import CShims
 import Foundation
+@_exported import GstSupport
 
 // Small bridges for what GStreamer expresses with C macros: pointer up-casts along the
 // GObject hierarchy, mini-object ownership, logging and error messages.
-
-/// GObject "casts" (GST_ELEMENT (x), GST_OBJECT (x), GST_MINI_OBJECT (x)): a C struct
-/// begins with its parent struct, so the address is the same.
-@inline(__always)
-func upcast<T, U>(_ p: UnsafeMutablePointer<T>, to _: U.Type = U.self) -> UnsafeMutablePointer<U> {
-    UnsafeMutableRawPointer(p).assumingMemoryBound(to: U.self)
-}
 
 let gstTrue: gboolean = 1
 let gstFalse: gboolean = 0
 /// GST_CLOCK_TIME_NONE
 let clockTimeNone = GstClockTime.max
 let nanosecondsPerSecond: GstClockTime = 1_000_000_000
-
-extension gboolean {
-    var isTrue: Bool { self != 0 }
-}
-
-extension Bool {
-    var gboolean: CGStreamer.gboolean { self ? 1 : 0 }
-}
 
 /// gst_buffer_make_writable (a macro): returns a buffer the caller may write, the same one
 /// when it was writable already (ownership of `buffer` passes in, of the result out).

@@ -91,11 +91,5 @@ public final class InProcessPipeline {
         return errorText(m)
     }
 
-    private func errorText(_ m: UnsafeMutablePointer<GstMessage>) -> String {
-        var error: UnsafeMutablePointer<GError>?
-        var debug: UnsafeMutablePointer<gchar>?
-        gst_message_parse_error(m, &error, &debug)
-        defer { g_error_free(error); g_free(debug) }
-        return error.map { String(cString: $0.pointee.message) } ?? "error"
-    }
+    private func errorText(_ m: UnsafeMutablePointer<GstMessage>) -> String { parsedErrorMessage(m).text }
 }

@@ -1,5 +1,6 @@
 import CGStreamer
 import CGstRtspServer
+@_exported import GstSupport
 
 // Small bridges from Swift to GObject/GStreamer idioms that are macros or varargs in C.
 
@@ -21,27 +22,6 @@ func childElement(_ bin: UnsafeMutablePointer<GstElement>, named name: String) -
     UnsafeMutableRawPointer(bin).withMemoryRebound(to: GstBin.self, capacity: 1) { gst_bin_get_by_name($0, name) }
 }
 
-/// The message of a GError, freeing it.
-func takeErrorMessage(_ error: UnsafeMutablePointer<GError>?) -> String? {
-    guard let error else { return nil }
-    defer { g_error_free(error) }
-    return error.pointee.message.map { String(cString: $0) } ?? "unknown error"
-}
-
-/// An ERROR or WARNING message's text plus its debug detail.
-func parsedErrorMessage(_ message: UnsafeMutablePointer<GstMessage>) -> (text: String, debug: String?) {
-    var error: UnsafeMutablePointer<GError>?
-    var debug: UnsafeMutablePointer<gchar>?
-    if message.pointee.type == GST_MESSAGE_WARNING {
-        gst_message_parse_warning(message, &error, &debug)
-    } else {
-        gst_message_parse_error(message, &error, &debug)
-    }
-    let text = takeErrorMessage(error) ?? "unknown error"
-    defer { g_free(debug) }
-    return (text, debug.map { String(cString: $0) })
-}
-
 /// The name of the object that posted `message`.
 func messageSourceName(_ message: UnsafeMutablePointer<GstMessage>) -> String {
     guard let src = message.pointee.src, let name = src.pointee.name else { return "?" }
@@ -55,6 +35,3 @@ func elementIsInstalled(_ factory: String) -> Bool {
     return true
 }
 
-extension gboolean {
-    var isTrue: Bool { self != 0 }
-}

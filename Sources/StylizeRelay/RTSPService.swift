@@ -225,14 +225,17 @@ final class RTSPService: @unchecked Sendable {
             guard let s = gst_message_get_structure(message), let cname = gst_structure_get_name(s) else { return }
             switch String(cString: cname) {
             case "stylize-stats":
-                var fps = 0.0, p50 = 0.0, p95 = 0.0
+                var fps = 0.0, p50 = 0.0, p95 = 0.0, b50 = 0.0, b95 = 0.0
                 var out: guint64 = 0, skipped: guint64 = 0
                 _ = gst_structure_get_double(s, "fps", &fps)
                 _ = gst_structure_get_double(s, "latency-p50", &p50)
                 _ = gst_structure_get_double(s, "latency-p95", &p95)
+                _ = gst_structure_get_double(s, "batch-seconds-p50", &b50)
+                _ = gst_structure_get_double(s, "batch-seconds-p95", &b95)
                 _ = gst_structure_get_uint64(s, "frames-out", &out)
                 _ = gst_structure_get_uint64(s, "skipped", &skipped)
-                status.stats(fps: fps, p50: p50, p95: p95, framesOut: UInt64(out), skipped: UInt64(skipped))
+                status.stats(fps: fps, p50: p50, p95: p95, batchP50: b50, batchP95: b95,
+                             framesOut: UInt64(out), skipped: UInt64(skipped))
             case "stylize-conditioning":
                 let prompt = gst_structure_get_string(s, "prompt").map { String(cString: $0) } ?? ""
                 var seconds = 0.0

@@ -53,6 +53,9 @@ public struct StatusReport: Codable, Equatable, Sendable {
     /// Seconds from a frame entering the element to leaving it, median and 95th percentile.
     public var latencyP50: Double
     public var latencyP95: Double
+    /// Seconds one batch took to compute (a part of the latency), median and 95th percentile.
+    public var batchSecondsP50: Double
+    public var batchSecondsP95: Double
     public var framesOut: UInt64
     public var skipped: UInt64
     /// The prompt whose conditioning is in use (from `stylize-conditioning`); nil until
@@ -71,6 +74,8 @@ public struct StatusReport: Codable, Equatable, Sendable {
         case fps, clients, source, served, skipped
         case latencyP50 = "latency_p50"
         case latencyP95 = "latency_p95"
+        case batchSecondsP50 = "batch_seconds_p50"
+        case batchSecondsP95 = "batch_seconds_p95"
         case framesOut = "frames_out"
         case activePrompt = "active_prompt"
         case requestedPrompt = "requested_prompt"
@@ -84,6 +89,8 @@ public struct StatusReport: Codable, Equatable, Sendable {
         try c.encode(fps, forKey: .fps)
         try c.encode(latencyP50, forKey: .latencyP50)
         try c.encode(latencyP95, forKey: .latencyP95)
+        try c.encode(batchSecondsP50, forKey: .batchSecondsP50)
+        try c.encode(batchSecondsP95, forKey: .batchSecondsP95)
         try c.encode(framesOut, forKey: .framesOut)
         try c.encode(skipped, forKey: .skipped)
         try c.encode(activePrompt, forKey: .activePrompt)
@@ -112,7 +119,7 @@ public final class RelayStatus: @unchecked Sendable {
 
     public init(sourceDescription: String, served: StatusReport.Served, prompt: String) {
         report = StatusReport(
-            fps: 0, latencyP50: 0, latencyP95: 0, framesOut: 0, skipped: 0,
+            fps: 0, latencyP50: 0, latencyP95: 0, batchSecondsP50: 0, batchSecondsP95: 0, framesOut: 0, skipped: 0,
             activePrompt: nil, requestedPrompt: prompt, promptEncodeSeconds: nil, clients: 0,
             source: .init(state: .connecting, reconnects: 0, lastFrameAgeSeconds: nil, lastError: nil,
                           description: sourceDescription),
@@ -131,11 +138,13 @@ public final class RelayStatus: @unchecked Sendable {
 
     func update(_ body: (inout StatusReport) -> Void) { lock.withLock { body(&report) } }
 
-    func stats(fps: Double, p50: Double, p95: Double, framesOut: UInt64, skipped: UInt64) {
+    func stats(fps: Double, p50: Double, p95: Double, batchP50: Double, batchP95: Double, framesOut: UInt64, skipped: UInt64) {
         update {
             $0.fps = fps
             $0.latencyP50 = p50
             $0.latencyP95 = p95
+            $0.batchSecondsP50 = batchP50
+            $0.batchSecondsP95 = batchP95
             $0.framesOut = framesOut
             $0.skipped = skipped
         }

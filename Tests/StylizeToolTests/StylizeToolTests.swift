@@ -152,9 +152,10 @@ final class StylizeToolTests: XCTestCase {
         let inspect = try tool(["inspect", model, "--size", "32x32"])
         XCTAssertTrue(inspect.out.contains("concat-channels") && inspect.out.contains("DDIMScheduler")
                       && inspect.out.contains("GFLOP at 32x32"), inspect.out)
-        // The whole engine as the element runs it.
+        // The element itself, in videotestsrc ! stylize ! fakesink.
         let bench = try tool(["bench", "element", "--model", model, "--size", "40x24", "--batch", "2", "--frames", "4"])
-        for field in ["fps", "p50", "p95", "U-Net", "autoencoder encode", "conversion"] {
+        for field in ["4 frames through videotestsrc ! stylize ! fakesink", "fps", "p50", "p95", "chain to push",
+                      "U-Net", "autoencoder encode", "tensor pool"] {
             XCTAssertTrue(bench.out.contains(field), bench.out)
         }
         let bad = try tool(["stylize", "--model", dir + "/missing", "--prompt", "x", input, dir + "/d.png"], expectSuccess: false)

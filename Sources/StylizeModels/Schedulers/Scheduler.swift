@@ -33,6 +33,8 @@ import StylizeCore
 public protocol Scheduler: Sendable {
     /// The diffusers class this type reproduces (`_class_name`).
     static var className: String { get }
+    /// Reads the scheduler's `scheduler_config.json` (diffusers' defaults for absent keys).
+    init(_ config: ConfigReader) throws
     /// The config file this scheduler was read from, for error messages.
     var configFile: String { get }
     var numTrainTimesteps: Int { get }

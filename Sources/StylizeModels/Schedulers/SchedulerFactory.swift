@@ -34,17 +34,11 @@ public enum SchedulerFactory {
                 file: r.file, key: "_class_name",
                 reason: "missing; expected one of \(supportedClassNames.joined(separator: ", "))")
         }
-        switch name {
-        case EulerDiscreteScheduler.className: return try EulerDiscreteScheduler(r)
-        case EulerAncestralDiscreteScheduler.className: return try EulerAncestralDiscreteScheduler(r)
-        case LCMScheduler.className: return try LCMScheduler(r)
-        case DDIMScheduler.className: return try DDIMScheduler(r)
-        case TCDScheduler.className: return try TCDScheduler(r)
-        case FlowMatchEulerDiscreteScheduler.className: return try FlowMatchEulerDiscreteScheduler(r)
-        default:
+        guard let type = types.first(where: { $0.className == name }) else {
             throw ModelError.invalidConfig(
                 file: r.file, key: "_class_name",
                 reason: "scheduler '\(name)' is not supported (supported: \(supportedClassNames.joined(separator: ", ")))")
         }
+        return try type.init(r)
     }
 }
