@@ -218,7 +218,7 @@ final class RelayUnitTests: XCTestCase {
         XCTAssertTrue((json["source"] as? [String: Any])?["last_frame_age_seconds"] is NSNull)
         XCTAssertEqual((json["source"] as? [String: Any])?["state"] as? String, "connecting")
 
-        status.stats(fps: 24.5, p50: 0.31, p95: 0.42, framesOut: 1000, skipped: 3)
+        status.stats(fps: 24.5, p50: 0.31, p95: 0.42, batchP50: 0.11, batchP95: 0.12, framesOut: 1000, skipped: 3)
         status.update {
             $0.activePrompt = "ink"
             $0.requestedPrompt = "ink"
@@ -230,9 +230,11 @@ final class RelayUnitTests: XCTestCase {
         _ = status.clientCountChanged(by: 1)
         status.frameReceived(at: monotonicSeconds())
         json = try XCTUnwrap(JSONSerialization.jsonObject(with: status.snapshot().json()) as? [String: Any])
-        XCTAssertEqual(Set(json.keys), ["fps", "latency_p50", "latency_p95", "frames_out", "skipped", "active_prompt", "requested_prompt",
+        XCTAssertEqual(Set(json.keys), ["fps", "latency_p50", "latency_p95", "batch_seconds_p50", "batch_seconds_p95",
+                                        "frames_out", "skipped", "active_prompt", "requested_prompt",
                                         "prompt_encode_seconds", "clients", "source", "served", "uptime_seconds"])
         XCTAssertEqual(json["fps"] as? Double, 24.5)
+        XCTAssertEqual(json["batch_seconds_p95"] as? Double, 0.12)
         XCTAssertEqual(json["latency_p50"] as? Double, 0.31)
         XCTAssertEqual(json["latency_p95"] as? Double, 0.42)
         XCTAssertEqual(json["active_prompt"] as? String, "ink")
