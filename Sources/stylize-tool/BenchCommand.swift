@@ -39,7 +39,7 @@ struct Bench: ParsableCommand {
     var repeats: Int = 3
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
-    @Option(help: "element: frames to run (after two warm-up batches).")
+    @Option(help: "element: frames to run (after three warm-up batches).")
     var frames: Int = 96
     @Option(help: "element: frames between re-encodings of the prompt with a fresh frame on the side thread (0: the encoder stays idle).")
     var refreshInterval: Int = 30

@@ -10,7 +10,9 @@ import StylizeModels
 enum ElementBench {
     static func run(model: String, width: Int, height: Int, batch: Int, frames: Int, refreshInterval: Int,
                     threads: Int?) throws {
-        let warmup = 2 * batch
+        // Three batches: two queued behind one running is the most the element holds, so
+        // every buffer the hot path needs has been drawn once by then.
+        let warmup = 3 * batch
         let total = warmup + (frames + batch - 1) / batch * batch
         let pipeline = try InProcessPipeline(
             "videotestsrc num-buffers=\(total) pattern=ball ! video/x-raw,format=RGBx,width=\(width),height=\(height),framerate=30/1 "
