@@ -51,10 +51,7 @@ public enum MultiHeadAttention {
                     out.data.withUnsafeMutableBufferPointer { ob in
                         let qp = qb.baseAddress!, kp = kb.baseAddress!, vp = vb.baseAddress!, op = ob.baseAddress!
                         let bp = keyBias == nil ? nil : biasBuf.baseAddress
-                        parallelLanes(items) { range in
-                            var scores = TensorBuffer(uninitializedCount: rows * tk)
-                            scores.withUnsafeMutableBufferPointer { sb in
-                                let s = sb.baseAddress!
+                        parallelLanes(items, scratch: rows * tk) { range, s in
                                 for item in range {
                                     let bi = item / (heads * blocksPerHead)
                                     let h = item / blocksPerHead % heads
@@ -71,7 +68,6 @@ public enum MultiHeadAttention {
                                                b: vp + bi * tk * vDim + g * dv, ldb: vDim,
                                                c: op + (bi * tq + q0) * outDim + h * dv, ldc: outDim)
                                 }
-                            }
                         }
                     }
                 }

@@ -70,6 +70,29 @@ public func parallelLanes(_ count: Int, _ body: (Range<Int>) -> Void) {
     runRanges(count, parts: parts) { range in ThreadBudget.serially { body(range) } }
 }
 
+/// `parallelLanes` whose ranges each get `scratch` floats of their own (a pooled block cut
+/// into lanes, taken on the calling thread before any lane starts): the pool then needs the
+/// same blocks on every call, however the threads happened to interleave. Scratch taken
+/// inside each lane needed one block per lane running at that moment, so a call where
+/// the lanes overlapped for the first time allocated after warm-up.
+@inline(__always)
+public func parallelLanes(_ count: Int, scratch: Int,
+                          _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
+    let parts = max(1, min(ThreadBudget.available, count))
+    var block = TensorBuffer(uninitializedCount: parts * scratch)
+    block.withUnsafeMutableBufferPointer { b in
+        let base = b.baseAddress!
+        if parts <= 1 {
+            body(0..<count, base)
+            return
+        }
+        let chunk = (count + parts - 1) / parts
+        runRanges(count, parts: parts) { range in
+            ThreadBudget.serially { body(range, base + range.lowerBound / chunk * scratch) }
+        }
+    }
+}
+
 @inline(__always)
 private func runRanges(_ count: Int, parts: Int, _ body: (Range<Int>) -> Void) {
     if parts <= 1 {

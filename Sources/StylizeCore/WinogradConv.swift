@@ -120,13 +120,11 @@ struct WinogradPlan: Sendable {
             transformed.withUnsafeBufferPointer { u in
                 out.data.withUnsafeMutableBufferPointer { dst in
                     let cin = self.cin, cout = self.cout
-                    /// Runs the passes in `range` on transform buffers of its own.
-                    func run(_ range: Range<Int>) {
-                        var v = TensorBuffer(uninitializedCount: a2 * chunk * cin)
-                        var prod = TensorBuffer(uninitializedCount: a2 * chunk * cout)
-                        v.withUnsafeMutableBufferPointer { vb in
-                            prod.withUnsafeMutableBufferPointer { mb in
-                                let vp = vb.baseAddress!, mp = mb.baseAddress!
+                    /// Runs the passes in `range` on transform buffers of its own: `scratch`
+                    /// holds the input transforms, then the products.
+                    let scratchFloats = a2 * chunk * (cin + cout)
+                    func run(_ range: Range<Int>, _ scratch: UnsafeMutablePointer<Float>) {
+                                let vp = scratch, mp = scratch + a2 * chunk * cin
                                 for pass in range {
                                     let first = pass * chunk, count = min(chunk, total - first)
                                     transformInput(src.baseAddress!, geometry, first: first, count: count, into: vp)
@@ -147,13 +145,12 @@ struct WinogradPlan: Sendable {
                                     if perThread { products() } else { OpProfile.section(.winogradGemm, products) }
                                     transformOutput(mp, geometry, first: first, count: count, into: dst.baseAddress!)
                                 }
-                            }
-                        }
                     }
                     if perThread {
-                        OpProfile.section(.winogradPasses) { parallelLanes(passes, run) }
+                        OpProfile.section(.winogradPasses) { parallelLanes(passes, scratch: scratchFloats, run) }
                     } else {
-                        run(0..<passes)
+                        var scratch = TensorBuffer(uninitializedCount: scratchFloats)
+                        scratch.withUnsafeMutableBufferPointer { run(0..<passes, $0.baseAddress!) }
                     }
                 }
             }
