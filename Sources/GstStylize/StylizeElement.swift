@@ -599,6 +599,7 @@ final class StylizeElement {
         let threads = withStream { $0.threads } ?? 0
 
         let output: Tensor
+        if settingsLock.withLock({ settings.bool(.passthrough) }) { return push(frames, engine: engine) }
         do {
             output = try ThreadBudget.with(threads: threads) { try engine.process(input, settings: settingsNow) }
         } catch {
@@ -631,6 +632,17 @@ final class StylizeElement {
             if ret != GST_FLOW_OK { return ret }  // the remaining frames are released with `frames`
         }
         afterBatch(engine)
+        return GST_FLOW_OK
+    }
+
+    /// `passthrough`: the frames' own buffers, untouched.
+    private func push(_ frames: [HeldFrame], engine: StreamEngine) -> GstFlowReturn {
+        for frame in frames {
+            guard let buffer = frame.buffer.take() else { continue }
+            engine.statistics.frameLatency(StreamStatistics.now() - frame.entered)
+            let ret = gst_pad_push(srcpad, buffer)
+            if ret != GST_FLOW_OK { return ret }
+        }
         return GST_FLOW_OK
     }
 

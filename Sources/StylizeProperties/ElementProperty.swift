@@ -16,6 +16,7 @@ public enum ElementProperty: Int, CaseIterable, Sendable {
     case maxBatchWait
     case similaritySkip
     case threads
+    case passthrough
     case stats
 
     public var spec: PropertySpec {
@@ -99,6 +100,13 @@ public enum ElementProperty: Int, CaseIterable, Sendable {
                     + "READY->PAUSED; other elements in the process keep their own",
                 kind: .uint(0...64, default: 0), mutability: .ready,
                 readme: ("0: all cores", "NULL / READY; this element only"))
+        case .passthrough:
+            return PropertySpec(
+                "passthrough", nick: "Passthrough",
+                blurb: "Push frames unchanged, without restyling (frames keep their order, batching and latency), "
+                    + "to compare with the effect or pause it without relinking",
+                kind: .bool(default: false), mutability: .playing,
+                readme: ("", "any state; from the next batch"))
         case .stats:
             return PropertySpec(
                 "stats", nick: "Statistics",

@@ -22,6 +22,7 @@ public struct StylizeOptions: ParsableArguments {
     @Option(help: Self.help(.similaritySkip)) var similaritySkip: String?
     @Option(help: Self.help(.refreshInterval)) var refreshInterval: String?
     @Option(help: Self.help(.threads)) var threads: String?
+    @Flag(inversion: .prefixedNo, help: Self.help(.passthrough)) var passthrough: Bool?
 
     public init() {}
 
@@ -30,7 +31,8 @@ public struct StylizeOptions: ParsableArguments {
     private var given: [(ElementProperty, String?)] {
         [(.model, model), (.prompt, prompt), (.batchSize, batchSize), (.steps, steps), (.strength, strength),
          (.seed, seed), (.fixedNoise, fixedNoise.map { $0 ? "true" : "false" }), (.refreshInterval, refreshInterval),
-         (.maxBatchWait, maxBatchWait), (.similaritySkip, similaritySkip), (.threads, threads)]
+         (.maxBatchWait, maxBatchWait), (.similaritySkip, similaritySkip), (.threads, threads),
+         (.passthrough, passthrough.map { $0 ? "true" : "false" })]
     }
 
     /// The element properties these options cover (every writable one; a test checks).

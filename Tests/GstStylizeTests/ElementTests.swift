@@ -92,6 +92,27 @@ final class ElementTests: XCTestCase {
         }
     }
 
+    /// `passthrough` pushes the input bytes as they came, in order, and switches back at
+    /// the next batch.
+    func testPassthroughPushesFramesUnchangedUntilSwitchedOff() throws {
+        try XCTSkipUnless(TestEngine.isInstalled, "the restyled pixels are defined by the test engine")
+        let h = try Harness([("batch-size", "2"), ("passthrough", "true")])
+        h.setCaps(rgb)
+        for i in 0..<2 { h.push(rgb, index: i) }
+        let passed = h.pull(2)
+        XCTAssertEqual(passed.map { rgb.visibleBytes($0) }, [rgb.inputBytes(index: 0), rgb.inputBytes(index: 1)])
+        XCTAssertEqual(passed.map { $0.pointee.offset }, [0, 1])
+        XCTAssertTrue(TestEngine.last!.batchShapes.isEmpty, "the engine ran in passthrough")
+        passed.forEach { gst_buffer_unref($0) }
+        setProperty(h.element, "passthrough", "false")
+        for i in 2..<4 { h.push(rgb, index: i) }
+        let styled = h.pull(2)
+        XCTAssertNotEqual(styled.first.map { rgb.visibleBytes($0) }, rgb.inputBytes(index: 2))
+        XCTAssertEqual(TestEngine.last!.batchShapes.count, 1)
+        styled.forEach { gst_buffer_unref($0) }
+        h.teardown()
+    }
+
     func testSerializedEventsStayInOrderWithTheFrames() throws {
         let h = try Harness([("batch-size", "4")])
         let log = StreamLog()
