@@ -29,8 +29,7 @@ public enum BLAS {
             call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
-        // Safe to share: each block reads A and B and writes only its own rows (or columns)
-        // of C, and concurrentPerform returns after the last block.
+        // Safe to share: each block writes only its own rows (or columns) of C; concurrentPerform returns after the last.
         nonisolated(unsafe) let a = a, b = b, c = c
         if m >= n {
             // Blocks of whole 16-row panels keep OpenBLAS's micro-kernel on full tiles.

@@ -86,8 +86,7 @@ private func runRanges(_ count: Int, parts: Int, _ body: (Range<Int>) -> Void) {
         return
     }
     let chunk = (count + parts - 1) / parts
-    // Safe to share: concurrentPerform returns only after every call, and each call gets a
-    // disjoint range (the contract of parallelRanges/parallelLanes on what `body` writes).
+    // Safe to share: each call gets a disjoint range (parallelRanges' contract); concurrentPerform returns after the last.
     nonisolated(unsafe) let body = body
     DispatchQueue.concurrentPerform(iterations: parts) { p in
         let lo = p * chunk

@@ -203,8 +203,7 @@ public enum TensorBufferPool {
         var blocks: [FreeBlock] = []
     }
 
-    // Safe to send: a free block belongs to the pool alone (its TensorStorage is gone),
-    // and it is handed out again to one TensorStorage only, under `state`'s lock.
+    // Safe to send: a free block belongs to the pool alone (its TensorStorage is gone); taken only under `state`'s lock.
     struct FreeBlock: @unchecked Sendable {
         let base: UnsafeMutablePointer<Float>
     }
