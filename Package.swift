@@ -13,6 +13,9 @@ let cpuFlags: [String] = []
 let numeric: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-wmo"] + cpuFlags, .when(configuration: .release)),
 ]
+// The engine's library targets build in the Swift 6 language mode: data races there are
+// compile errors (issue 16). The element, the relay, the tools and the tests stay in v5.
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 let package = Package(
     name: "stylize",
@@ -61,11 +64,11 @@ let package = Package(
             pkgConfig: "gstreamer-rtsp-server-1.0",
             providers: [.apt(["libgstrtspserver-1.0-dev"])]
         ),
-        .target(name: "StylizeCore", dependencies: ["COpenBLAS", "CSystem"], swiftSettings: numeric),
-        .target(name: "StylizeModels", dependencies: ["StylizeCore"], swiftSettings: numeric),
-        .target(name: "StylizeEngine", dependencies: ["StylizeModels", "StylizeProperties", "CZlib", "CSystem"], swiftSettings: numeric),
+        .target(name: "StylizeCore", dependencies: ["COpenBLAS", "CSystem"], swiftSettings: numeric + swift6),
+        .target(name: "StylizeModels", dependencies: ["StylizeCore"], swiftSettings: numeric + swift6),
+        .target(name: "StylizeEngine", dependencies: ["StylizeModels", "StylizeProperties", "CZlib", "CSystem"], swiftSettings: numeric + swift6),
         // The element's property table: GParamSpecs, settings, engine defaults, relay options.
-        .target(name: "StylizeProperties"),
+        .target(name: "StylizeProperties", swiftSettings: swift6),
         // The element: a thin C half (GObject boilerplate, trampolines) and the Swift half.
         .target(name: "CShims", dependencies: ["CGStreamer"], path: "CShims", exclude: ["README.md"]),
         // GLib / GStreamer macro bridges shared by the element and the relay.

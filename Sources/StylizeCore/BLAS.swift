@@ -29,6 +29,8 @@ public enum BLAS {
             call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
+        // Safe to share: each block writes only its own rows (or columns) of C; concurrentPerform returns after the last.
+        nonisolated(unsafe) let a = a, b = b, c = c
         if m >= n {
             // Blocks of whole 16-row panels keep OpenBLAS's micro-kernel on full tiles.
             let chunk = ((m + parts - 1) / parts + 15) / 16 * 16
@@ -109,7 +111,11 @@ public enum BLAS {
 /// on. The count is atomic: attention and narrow Winograd layers call sgemm from pool
 /// threads.
 public enum FlopCounter {
-    nonisolated(unsafe) public static var enabled = false
+    public static var enabled: Bool {
+        get { counting.load(ordering: .relaxed) }
+        set { counting.store(newValue, ordering: .relaxed) }
+    }
+    private static let counting = Atomic<Bool>(false)
     private static let counted = Atomic<Int>(0)
 
     static var total: Int { counted.load(ordering: .relaxed) }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// 2-D convolution on NHWC tensors as im2col + OpenBLAS sgemm.
 ///
 /// Weights are packed once at load from PyTorch's [Cout, Cin, kh, kw] to
@@ -64,9 +66,17 @@ public struct Conv2dKernel: Sendable {
 
     /// Set before loading a model to keep every 3×3 layer on im2col (A/B measurements,
     /// and the parity tests that pin the im2col path).
-    nonisolated(unsafe) public static var winogradEnabled = true
+    public static var winogradEnabled: Bool {
+        get { winograd.load(ordering: .relaxed) }
+        set { winograd.store(newValue, ordering: .relaxed) }
+    }
     /// Set before loading to use F(2×2, 3×3) only.
-    nonisolated(unsafe) public static var largeWinogradEnabled = true
+    public static var largeWinogradEnabled: Bool {
+        get { largeWinograd.load(ordering: .relaxed) }
+        set { largeWinograd.store(newValue, ordering: .relaxed) }
+    }
+    private static let winograd = Atomic<Bool>(true)
+    private static let largeWinograd = Atomic<Bool>(true)
     /// Below this many output tiles per call a Winograd plan is not used (the GEMMs get
     /// too short): F(4×4) falls back to F(2×2), F(2×2) to im2col.
     public static let winogradMinTiles = 64

@@ -1,11 +1,16 @@
 import Foundation
+import Synchronization
 
 /// The one thread budget of the engine: Swift kernels (element-wise ops, im2col,
 /// softmax) and GEMMs (`BLAS.sgemm` splits large products itself; OpenBLAS runs
 /// single-threaded) both run on at most `threads` threads, and never at once.
 public enum ThreadBudget {
     /// The process-wide default, for threads that did not choose their own (`with`).
-    nonisolated(unsafe) public static var threads: Int = max(1, min(8, ProcessInfoCores.count))
+    public static var threads: Int {
+        get { processWide.load(ordering: .relaxed) }
+        set { processWide.store(newValue, ordering: .relaxed) }
+    }
+    private static let processWide = Atomic<Int>(max(1, min(8, ProcessInfoCores.count)))
 
     /// Threads the calling thread may use: its own budget (`with`, `serially`), else `threads`.
     @inline(__always)
@@ -51,6 +56,10 @@ enum ProcessInfoCores {
 
 /// Splits 0..<count into at most `ThreadBudget.threads` contiguous ranges and runs them
 /// concurrently. Small jobs run inline: waking threads costs more than it saves.
+///
+/// `body` runs on several threads at once, one call per range, and must write only what
+/// its own range owns. That is not checked by the compiler: kernels hand raw pointers to
+/// their ranges, and `body` is deliberately not `@Sendable` (see `runRanges`).
 @inline(__always)
 public func parallelRanges(_ count: Int, minPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
     runRanges(count, parts: min(ThreadBudget.available, max(1, count / max(1, minPerThread))), body)
@@ -100,6 +109,8 @@ private func runRanges(_ count: Int, parts: Int, _ body: (Range<Int>) -> Void) {
         return
     }
     let chunk = (count + parts - 1) / parts
+    // Safe to share: each call gets a disjoint range (parallelRanges' contract); concurrentPerform returns after the last.
+    nonisolated(unsafe) let body = body
     DispatchQueue.concurrentPerform(iterations: parts) { p in
         let lo = p * chunk
         let hi = min(count, lo + chunk)

@@ -8,6 +8,7 @@ import Synchronization
 /// buffer size it asks for on the hot path was asked for on the previous batch: after
 /// warm-up each request is served from the pool, and no activation or scratch memory is
 /// allocated per frame (`TensorBufferPool.statistics` shows it; HotPathTests checks it).
+// Sendable like Array: copy-on-write, every write goes through makeUnique() (storage shared with no one).
 public struct TensorBuffer: RandomAccessCollection, MutableCollection, @unchecked Sendable {
     @usableFromInline var storage: TensorStorage
 
@@ -188,7 +189,7 @@ public enum TensorBufferPool {
     /// Frees every pooled block (tests; a host that wants its memory back).
     public static func drain() {
         let blocks = state.withLock { s -> [UnsafeMutablePointer<Float>] in
-            let all = s.free.values.flatMap { $0.blocks }
+            let all = s.free.values.flatMap { $0.blocks.map(\.base) }
             s.free.removeAll(keepingCapacity: true)
             s.statistics.pooledBytes = 0
             return all
@@ -199,7 +200,12 @@ public enum TensorBufferPool {
     /// A class, so popping and pushing a block mutates the list in place: through the
     /// dictionary's value, every take copied the dictionary's storage (a malloc per buffer).
     final class FreeList {
-        var blocks: [UnsafeMutablePointer<Float>] = []
+        var blocks: [FreeBlock] = []
+    }
+
+    // Safe to send: a free block belongs to the pool alone (its TensorStorage is gone); taken only under `state`'s lock.
+    struct FreeBlock: @unchecked Sendable {
+        let base: UnsafeMutablePointer<Float>
     }
 
     struct State {
@@ -213,7 +219,7 @@ public enum TensorBufferPool {
     static let alignment = 64
 
     @usableFromInline static func take(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let reused = state.withLock { s -> UnsafeMutablePointer<Float>? in
+        let reused = state.withLock { s -> FreeBlock? in
             if let p = s.free[count]?.blocks.popLast() {
                 s.statistics.reused += 1
                 s.statistics.pooledBytes -= count * 4
@@ -223,20 +229,21 @@ public enum TensorBufferPool {
             s.statistics.allocatedBytes += count * 4
             return nil
         }
-        if let reused { return reused }
+        if let reused { return reused.base }
         _ = MemoryTuning.configured
         return UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: alignment)
             .bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
     @usableFromInline static func give(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
+        let block = FreeBlock(base: p)
         let kept = state.withLock { s -> Bool in
             guard s.statistics.pooledBytes + count * 4 <= s.limitBytes else { return false }
             if let list = s.free[count] {
-                list.blocks.append(p)
+                list.blocks.append(block)
             } else {
                 let list = FreeList()
-                list.blocks.append(p)
+                list.blocks.append(block)
                 s.free[count] = list
             }
             s.statistics.pooledBytes += count * 4

@@ -6,14 +6,15 @@ import CSystem
 
 /// What the service needs from an encoder: prompts (with an optional frame each) in,
 /// one conditioning tensor [T, D] per prompt out, in one batched call.
-public protocol ConditioningBackend: AnyObject {
+/// Sendable: the service calls `encode` on its side thread and reads `seesImages` from others.
+public protocol ConditioningBackend: AnyObject, Sendable {
     /// Whether the encoder looks at frames (vision-aware refresh applies).
     var seesImages: Bool { get }
     func encode(prompts: [String], frames: [RGBImage?]) throws -> [Tensor]
 }
 
 /// A ready conditioning tensor and what produced it.
-public struct Conditioning: @unchecked Sendable {
+public struct Conditioning: Sendable {
     public let prompt: String
     /// [T, D] for one sample; the stylizer repeats it over the batch.
     public let tensor: Tensor
@@ -32,6 +33,7 @@ public struct Conditioning: @unchecked Sendable {
 /// order encodes finish in (a result only becomes current while its prompt is still the
 /// active one), and callbacks are delivered in the order the activations happened, all
 /// from the side thread, so the last `onActivated` names the prompt in use.
+// Safe: every var below is guarded by `condition` (an NSCondition: the side thread waits on it).
 public final class ConditioningService: @unchecked Sendable {
     public struct Key: Hashable { public let prompt: String; public let model: String }
 
@@ -81,8 +83,8 @@ public final class ConditioningService: @unchecked Sendable {
     private var activationPending = true
     private var events: [Event] = []
     private var requestTimes: [String: Double] = [:]
-    private var _onActivated: ((String, Double) -> Void)?
-    private var _onError: ((Error) -> Void)?
+    private var _onActivated: (@Sendable (String, Double) -> Void)?
+    private var _onError: (@Sendable (Error) -> Void)?
 
     public let cacheCapacity: Int
     /// Frames between vision-aware re-encodes (0: never refresh).
@@ -92,13 +94,13 @@ public final class ConditioningService: @unchecked Sendable {
     /// Called on the side thread when a new prompt's conditioning first becomes active,
     /// with the prompt and the seconds from request to ready. Never called once `stop()`
     /// has returned.
-    public var onActivated: ((String, Double) -> Void)? {
+    public var onActivated: (@Sendable (String, Double) -> Void)? {
         get { condition.withLock { _onActivated } }
         set { condition.withLock { _onActivated = newValue } }
     }
     /// Called on the side thread when encoding fails (the element posts an error). Never
     /// called once `stop()` has returned.
-    public var onError: ((Error) -> Void)? {
+    public var onError: (@Sendable (Error) -> Void)? {
         get { condition.withLock { _onError } }
         set { condition.withLock { _onError = newValue } }
     }

@@ -12,6 +12,7 @@ import Foundation
 /// producer can write each frame straight into its slot of a batch-sized buffer: a batch
 /// closes when its last slot is filled, when an event is pushed behind it, when the
 /// worker takes it early (max-batch-wait) or when `batchSize` changes.
+// Safe: all state is guarded by `condition`; a frame or event pushed is handed over whole to next()'s caller.
 public final class FrameBatcher<Frame, Event>: @unchecked Sendable {
     public enum Item {
         case frames([Frame])

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import StylizeModels
 import StylizeProperties
 
@@ -33,7 +34,7 @@ public struct StylizeSettings: Sendable, Equatable {
 
 /// One stream's engine as the element drives it. A GStreamer-free facade: an app can
 /// use it alone. All methods are thread-safe.
-public protocol StreamEngine: AnyObject {
+public protocol StreamEngine: AnyObject, Sendable {
     /// Starts the side (conditioning) thread for `settings.prompt`.
     func start(settings: StylizeSettings) throws
     /// Stops every thread the engine started; safe to call twice.
@@ -50,15 +51,22 @@ public protocol StreamEngine: AnyObject {
     /// Longest batch time seen (seconds), for the LATENCY answer.
     var worstBatchSeconds: Double { get }
     /// Called (from the side thread) when a prompt's conditioning becomes active.
-    var onConditioningActivated: ((String, Double) -> Void)? { get set }
+    var onConditioningActivated: (@Sendable (String, Double) -> Void)? { get set }
     /// Called (from the side thread) when conditioning fails.
-    var onError: ((Error) -> Void)? { get set }
+    var onError: (@Sendable (Error) -> Void)? { get set }
 }
 
 /// How the element obtains an engine for its `model` property. The engine library installs
 /// the real loader (shared per folder); tests linking the element in-process may replace it.
 public enum StreamEngineFactory {
-    nonisolated(unsafe) public static var make: (String) throws -> StreamEngine = { path in
+    public typealias Loader = @Sendable (String) throws -> StreamEngine
+
+    public static var make: Loader {
+        get { loader.withLock { $0 } }
+        set { loader.withLock { $0 = newValue } }
+    }
+
+    private static let loader = Mutex<Loader> { path in
         throw ModelError.fileNotFound(path: path, what: "stylize model folder (engine loader not installed)")
     }
 }

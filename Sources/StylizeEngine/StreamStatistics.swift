@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Rolling statistics the element reports once a second (`stylize-stats`).
 ///
@@ -6,7 +7,7 @@ import Foundation
 /// the wait for its batch to fill, the queue, the batch's compute, the write-back), which
 /// the element records, and a batch's compute time, which the engine records. Apps that
 /// drive the engine alone see only the second.
-public final class StreamStatistics: @unchecked Sendable {
+public final class StreamStatistics: Sendable {
     public struct Snapshot: Sendable, Equatable {
         public var fps: Double
         /// Frame latency percentiles (seconds, chain entry to push); 0 before any.
@@ -20,47 +21,51 @@ public final class StreamStatistics: @unchecked Sendable {
         public var skippedFrames: Int
     }
 
-    private let lock = NSLock()
-    private var outputTimes: [Double] = []   // completion times within the window
-    private var latencies: RingSamples
-    private var batchTimes: RingSamples
-    private var encoderTime: Double = 0
-    private var framesOut = 0
-    private var skipped = 0
+    private struct State {
+        var outputTimes: [Double] = []   // completion times within the window
+        var latencies: RingSamples
+        var batchTimes: RingSamples
+        var encoderTime: Double = 0
+        var framesOut = 0
+        var skipped = 0
+    }
+    private let state: Mutex<State>
     private let window: Double
 
     public init(window: Double = 2, latencySamples: Int = 512) {
         self.window = window
-        latencies = RingSamples(capacity: latencySamples)
-        batchTimes = RingSamples(capacity: max(1, latencySamples / 8))
+        state = Mutex(State(latencies: RingSamples(capacity: latencySamples),
+                            batchTimes: RingSamples(capacity: max(1, latencySamples / 8))))
     }
 
     /// A batch of `frames` took `seconds` to compute (`skipped` of them reused an earlier output).
     public func batchRan(seconds: Double, frames: Int, skipped wasSkipped: Int = 0, now: Double = StreamStatistics.now()) {
-        lock.withLock {
-            for _ in 0..<frames { outputTimes.append(now) }
-            outputTimes.removeAll { $0 < now - window }
-            batchTimes.append(seconds)
-            framesOut += frames
-            skipped += wasSkipped
+        let window = window
+        state.withLock { s in
+            for _ in 0..<frames { s.outputTimes.append(now) }
+            s.outputTimes.removeAll { $0 < now - window }
+            s.batchTimes.append(seconds)
+            s.framesOut += frames
+            s.skipped += wasSkipped
         }
     }
 
     /// A frame left the element `seconds` after it entered.
     public func frameLatency(_ seconds: Double) {
-        lock.withLock { latencies.append(seconds) }
+        state.withLock { $0.latencies.append(seconds) }
     }
 
-    public func encoderRan(seconds: Double) { lock.withLock { encoderTime = seconds } }
+    public func encoderRan(seconds: Double) { state.withLock { $0.encoderTime = seconds } }
 
     public func snapshot(now: Double = StreamStatistics.now()) -> Snapshot {
-        lock.withLock {
-            let recent = outputTimes.filter { $0 >= now - window }
+        let window = window
+        return state.withLock { s in
+            let recent = s.outputTimes.filter { $0 >= now - window }
             let span = min(window, max(1e-9, now - (recent.first ?? now)))
             let fps = recent.count > 1 ? Double(recent.count - 1) / max(span, 1e-9) : 0
-            return Snapshot(fps: fps, latencyP50: latencies.percentile(0.5), latencyP95: latencies.percentile(0.95),
-                            batchSecondsP50: batchTimes.percentile(0.5), batchSecondsP95: batchTimes.percentile(0.95),
-                            encoderSeconds: encoderTime, framesOut: framesOut, skippedFrames: skipped)
+            return Snapshot(fps: fps, latencyP50: s.latencies.percentile(0.5), latencyP95: s.latencies.percentile(0.95),
+                            batchSecondsP50: s.batchTimes.percentile(0.5), batchSecondsP95: s.batchTimes.percentile(0.95),
+                            encoderSeconds: s.encoderTime, framesOut: s.framesOut, skippedFrames: s.skipped)
         }
     }
 

@@ -14,22 +14,23 @@ extension ConditioningEncoder: ConditioningBackend {
 /// One stream's engine: the shared model, this stream's conditioning side thread, the
 /// denoise loop, similarity skipping and statistics. GStreamer-free; the element and
 /// apps drive it through `StreamEngine`.
+// Safe: its vars are guarded by `lock`, `promptLock` (arbiter) or `callbackLock` (callbacks).
 public final class StylizeEngine: StreamEngine, @unchecked Sendable {
     public let model: StylizeModel
     public let statistics = StreamStatistics()
     /// Read by the side thread while the element may reset them: kept under their own
     /// lock (never the engine's, which start() holds while the old side thread may call).
-    public var onConditioningActivated: ((String, Double) -> Void)? {
+    public var onConditioningActivated: (@Sendable (String, Double) -> Void)? {
         get { callbackLock.withLock { _onActivated } }
         set { callbackLock.withLock { _onActivated = newValue } }
     }
-    public var onError: ((Error) -> Void)? {
+    public var onError: (@Sendable (Error) -> Void)? {
         get { callbackLock.withLock { _onError } }
         set { callbackLock.withLock { _onError = newValue } }
     }
     private let callbackLock = NSLock()
-    private var _onActivated: ((String, Double) -> Void)?
-    private var _onError: ((Error) -> Void)?
+    private var _onActivated: (@Sendable (String, Double) -> Void)?
+    private var _onError: (@Sendable (Error) -> Void)?
 
     /// Orders every prompt change that reaches the side thread (setPrompt, a batch's
     /// settings, start), so the last one decided is the last one applied.

@@ -1,10 +1,11 @@
 import Foundation
+import Synchronization
 import StylizeModels
 
 /// A loaded model folder (docs/ARCHITECTURE.md#model-folders): U-Net, tiny autoencoder,
 /// encoder, tokenizer, scheduler and our stylize.json. Immutable once loaded, so every
 /// stream in the process can share it (`ModelRegistry`).
-public final class StylizeModel: @unchecked Sendable {
+public final class StylizeModel: Sendable {
     public let path: String
     public let unet: UNet2DConditionModel
     public let vae: AutoencoderTiny
@@ -71,22 +72,26 @@ public final class StylizeModel: @unchecked Sendable {
 /// One loaded model per folder in the process, shared by every stream that names it,
 /// released when the last user lets go.
 public enum ModelRegistry {
-    private final class Box { weak var model: StylizeModel? }
-    nonisolated(unsafe) private static var models: [String: Box] = [:]
-    private static let lock = NSLock()
+    private struct Loaded: Sendable {
+        weak var model: StylizeModel?
+    }
+    private struct State {
+        var models: [String: Loaded] = [:]
+        var loads: [String: Int] = [:]
+    }
+    private static let state = Mutex(State())
     /// Load count per path, for tests asserting that streams share.
-    nonisolated(unsafe) public private(set) static var loads: [String: Int] = [:]
+    public static var loads: [String: Int] { state.withLock { $0.loads } }
 
+    /// Loads under the registry's lock, so two streams naming one folder load it once.
     public static func model(at path: String) throws -> StylizeModel {
         let key = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
-        lock.lock()
-        defer { lock.unlock() }
-        if let m = models[key]?.model { return m }
-        let m = try StylizeModel(path: key)
-        let box = Box()
-        box.model = m
-        models[key] = box
-        loads[key, default: 0] += 1
-        return m
+        return try state.withLock { s throws -> StylizeModel in
+            if let m = s.models[key]?.model { return m }
+            let m = try StylizeModel(path: key)
+            s.models[key] = Loaded(model: m)
+            s.loads[key, default: 0] += 1
+            return m
+        }
     }
 }

@@ -1,11 +1,12 @@
 import Foundation
+import Synchronization
 import StylizeModels
 
 /// The main path's denoise loop for one batch: pad → autoencoder encode → 1–N U-Net
 /// steps in the model's conditioning mode → decode → crop. Deterministic for a seed:
 /// all noise comes from SplitMix64, either the same field for every frame
 /// (`fixedNoise`, the temporal-stability default) or one per frame index.
-public final class Stylizer: @unchecked Sendable {
+public final class Stylizer: Sendable {
     public let model: StylizeModel
     /// One fixed noise field per (frame shape, seed, salt), for the current shape and seed.
     let fixedNoise = FixedNoiseCache()
@@ -16,12 +17,11 @@ public final class Stylizer: @unchecked Sendable {
         public var frames = 0
         public init() {}
     }
-    private let timesLock = NSLock()
-    private var _times = StageTimes()
-    public var stageTimes: StageTimes { timesLock.withLock { _times } }
+    private let times = Mutex(StageTimes())
+    public var stageTimes: StageTimes { times.withLock { $0 } }
     private func record(_ stage: WritableKeyPath<StageTimes, Double>, since t0: Double) {
         let dt = StreamStatistics.now() - t0
-        timesLock.withLock { _times[keyPath: stage] += dt }
+        times.withLock { $0[keyPath: stage] += dt }
     }
 
     public init(model: StylizeModel) { self.model = model }
@@ -33,7 +33,7 @@ public final class Stylizer: @unchecked Sendable {
     public func process(_ frames: Tensor, conditioning: Tensor, settings: StylizeSettings,
                         frameIndices: [Int]) throws -> Tensor {
         let (b, h, w) = (frames.n, frames.h, frames.w)
-        timesLock.withLock { _times.frames += b }
+        times.withLock { $0.frames += b }
         var t0 = StreamStatistics.now()
         let m = model.sizeMultiple
         let (ph, pw) = ((h + m - 1) / m * m, (w + m - 1) / m * m)

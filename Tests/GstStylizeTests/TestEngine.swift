@@ -57,14 +57,14 @@ final class TestEngine: StreamEngine, @unchecked Sendable {
     let path: String
     let config: Config
     let statistics = StreamStatistics()
-    var onConditioningActivated: ((String, Double) -> Void)? {
+    var onConditioningActivated: (@Sendable (String, Double) -> Void)? {
         get { lock.withLock { _onActivated } }
         set { lock.withLock { _onActivated = newValue } }
     }
-    var onError: ((Error) -> Void)?
+    var onError: (@Sendable (Error) -> Void)?
 
     private let lock = NSLock()
-    private var _onActivated: ((String, Double) -> Void)?
+    private var _onActivated: (@Sendable (String, Double) -> Void)?
     private var running = false
     private var generation = 0
     private var _batchShapes: [[Int]] = []
@@ -117,7 +117,7 @@ final class TestEngine: StreamEngine, @unchecked Sendable {
         let delay = config.conditioningDelay
         DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [weak self] in
             guard let self else { return }
-            let cb = self.lock.withLock { () -> ((String, Double) -> Void)? in
+            let cb = self.lock.withLock { () -> (@Sendable (String, Double) -> Void)? in
                 self.running && gen == self.generation ? self._onActivated : nil
             }
             self.statistics.encoderRan(seconds: delay)

@@ -132,9 +132,8 @@ final class ConditioningServiceTests: XCTestCase {
     func testSlowEncoderNeverBlocksReadersAndPendingPromptsShareOneCall() throws {
         let backend = FakeBackend()
         let s = ConditioningService(backend: backend, modelID: "m", prompt: "a")
-        var activations: [String] = []
-        let lock = NSLock()
-        s.onActivated = { p, _ in lock.withLock { activations.append(p) } }
+        let activations = Recorder<String>()
+        s.onActivated = { p, _ in activations.append(p) }
         s.start()
         defer { s.stop() }
         _ = try s.waitForFirst(timeout: 5)
@@ -148,10 +147,8 @@ final class ConditioningServiceTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(t0), 0.05)
         waitUntil(timeout: 5) { s.current()?.prompt == "eeeee" }
         XCTAssertTrue(backend.calls.contains(["ccc", "dddd", "eeeee"]), "pending prompts are encoded in one batched call: \(backend.calls)")
-        lock.withLock {
-            XCTAssertEqual(activations.first, "a")
-            XCTAssertEqual(activations.last, "eeeee")
-        }
+        XCTAssertEqual(activations.values.first, "a")
+        XCTAssertEqual(activations.values.last, "eeeee")
     }
 
     func testCacheIsBoundedLeastRecentlyUsedFirst() throws {

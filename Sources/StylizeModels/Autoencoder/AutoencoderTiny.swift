@@ -52,7 +52,7 @@ enum TinyLayer {
 
 /// diffusers `EncoderTiny`: images in [-1, 1] are mapped to [0, 1] (TAESD convention),
 /// then conv, [stride-2 conv, blocks]…, conv to latent channels.
-public struct EncoderTiny {
+public struct EncoderTiny: Sendable {
     let layers: [TinyLayer]
 
     init(_ w: Weights, inChannels: Int, outChannels: Int, numBlocks: [Int], blockOutChannels: [Int],
@@ -86,7 +86,7 @@ public struct EncoderTiny {
 
 /// diffusers `DecoderTiny`: tanh(x/3)·3 clamp, conv + act, [blocks, upsample, conv]…,
 /// and the output mapped from [0, 1] back to [-1, 1].
-public struct DecoderTiny {
+public struct DecoderTiny: Sendable {
     let layers: [TinyLayer]
 
     init(_ w: Weights, inChannels: Int, outChannels: Int, numBlocks: [Int], blockOutChannels: [Int],
@@ -122,7 +122,7 @@ public struct DecoderTiny {
 /// `encode(x).latents` / `decode(z).sample` return: raw latents, no scaling_factor
 /// (pipelines apply that) and no latent_magnitude/latent_shift (those belong to
 /// `scale_latents` / `unscale_latents`, offered separately for 8-bit storage).
-public final class AutoencoderTiny {
+public final class AutoencoderTiny: Sendable {
     public let config: AutoencoderTinyConfig
     public let encoder: EncoderTiny
     public let decoder: DecoderTiny

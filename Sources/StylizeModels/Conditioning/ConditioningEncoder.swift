@@ -2,7 +2,7 @@ import StylizeCore
 
 /// Tokenizer + encoder + `ConditioningSpec`: prompts (and frames) in, the U-Net's
 /// `encoder_hidden_states` out. Several prompts are encoded in one batched forward pass.
-public final class ConditioningEncoder {
+public final class ConditioningEncoder: Sendable {
     public let tokenizer: Tokenizer
     public let encoder: TextEncoder
     public let spec: ConditioningSpec

@@ -1,7 +1,7 @@
 import StylizeCore
 
 /// `torch.nn.Conv2d` loaded from `<prefix>.weight` / `<prefix>.bias`.
-public struct Conv2d {
+public struct Conv2d: Sendable {
     public let kernel: Conv2dKernel
 
     public init(_ w: Weights, inChannels: Int, outChannels: Int, kernelSize: Int,
@@ -17,7 +17,7 @@ public struct Conv2d {
 }
 
 /// `torch.nn.Linear` loaded from `<prefix>.weight` ([out, in]) / `<prefix>.bias`.
-public struct Linear {
+public struct Linear: Sendable {
     public let kernel: LinearKernel
 
     public init(_ w: Weights, inFeatures: Int, outFeatures: Int, bias: Bool = true) throws {
@@ -32,7 +32,7 @@ public struct Linear {
 }
 
 /// `torch.nn.GroupNorm` (affine) over NHWC.
-public struct GroupNorm {
+public struct GroupNorm: Sendable {
     public let kernel: GroupNormKernel
 
     public init(_ w: Weights, groups: Int, channels: Int, eps: Float) throws {
@@ -52,7 +52,7 @@ public struct GroupNorm {
 }
 
 /// `torch.nn.LayerNorm` over the last dimension.
-public struct LayerNorm {
+public struct LayerNorm: Sendable {
     public let kernel: LayerNormKernel
 
     public init(_ w: Weights, dim: Int, eps: Float, affine: Bool = true) throws {

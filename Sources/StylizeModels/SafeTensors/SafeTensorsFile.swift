@@ -14,7 +14,7 @@ public struct SafeTensorsEntry: Sendable {
 /// (docs/ARCHITECTURE.md#safetensors): header length within the file and ≤ 100 MB,
 /// UTF-8 JSON object, known dtypes, sizes that match shapes without overflow, offsets
 /// contiguous from 0 and ending exactly at the end of the file, no duplicate names.
-public final class SafeTensorsFile: @unchecked Sendable {
+public final class SafeTensorsFile: Sendable {
     public let path: String
     public let entries: [String: SafeTensorsEntry]
     public let metadata: [String: String]

@@ -194,7 +194,7 @@ public final class RandomWeightSource: WeightSource {
 }
 
 /// Small, fast, reproducible PRNG (Steele et al.); explicit so runs repeat across platforms.
-public struct SplitMix64 {
+public struct SplitMix64: Sendable {
     private var state: UInt64
     public init(seed: UInt64) { state = seed }
 

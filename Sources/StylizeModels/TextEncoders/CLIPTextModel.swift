@@ -81,7 +81,7 @@ struct CLIPEncoderLayer {
 }
 
 /// transformers' `CLIPTextModel` (the text tower of CLIP, as SD pipelines use it).
-public final class CLIPTextModel {
+public final class CLIPTextModel: Sendable {
     public let config: CLIPTextConfig
     let tokenEmbedding: [Float]
     let positionEmbedding: [Float]

@@ -74,7 +74,7 @@ struct Qwen3DecoderLayer {
 /// The Qwen3 decoder stack (`Qwen3Model`, or `Qwen3VLTextModel` inside Qwen3-VL):
 /// embeddings, layers, final RMSNorm. Position handling is the caller's: 1-D RoPE for
 /// text-only models, multimodal RoPE for Qwen3-VL.
-public final class Qwen3TextModel {
+public final class Qwen3TextModel: Sendable {
     public let config: Qwen3TextConfig
     let embedTokens: [Float]
     let layers: [Qwen3DecoderLayer]
@@ -124,7 +124,7 @@ public final class Qwen3TextModel {
 
 /// A text-only Qwen3 checkpoint (`Qwen3Model`, or `Qwen3ForCausalLM` with `model.` and
 /// `lm_head`), used as a text encoder.
-public final class Qwen3TextEncoder {
+public final class Qwen3TextEncoder: Sendable {
     public let model: Qwen3TextModel
 
     public init(config: Qwen3TextConfig, weights root: Weights) throws {

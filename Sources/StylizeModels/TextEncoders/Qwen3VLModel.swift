@@ -40,7 +40,7 @@ public struct Qwen3VLConfig: Sendable {
 }
 
 /// Images for one forward pass, as the Qwen2-VL / Qwen3-VL image processor makes them.
-public struct VisionInput {
+public struct VisionInput: Sendable {
     /// [Σ patches, C·Tp·P·P]
     public var pixelValues: Tensor
     public var grids: [GridTHW]
@@ -53,7 +53,7 @@ public struct VisionInput {
 /// transformers' `Qwen3VLModel` used as an encoder: image features replace the image
 /// placeholder tokens, deepstack features are added to the visual positions after the
 /// first layers, and positions follow the multimodal (interleaved T/H/W) RoPE.
-public final class Qwen3VLModel {
+public final class Qwen3VLModel: Sendable {
     public let config: Qwen3VLConfig
     public let languageModel: Qwen3TextModel
     public let visual: Qwen3VLVisionModel

@@ -145,7 +145,7 @@ struct Qwen3VLVisionBlock {
 /// kernel, i.e. a linear map of each flattened patch), bilinearly interpolated learned
 /// position embeddings, 2-D rotary attention blocks, the patch merger and the deepstack
 /// mergers fed by intermediate blocks.
-public final class Qwen3VLVisionModel {
+public final class Qwen3VLVisionModel: Sendable {
     public let config: Qwen3VLVisionConfig
     let patchEmbed: LinearKernel
     let posEmbed: [Float]
@@ -153,7 +153,7 @@ public final class Qwen3VLVisionModel {
     let merger: Qwen3VLVisionPatchMerger
     let deepstackMergers: [Qwen3VLVisionPatchMerger]
 
-    public struct Output {
+    public struct Output: Sendable {
         /// [Σ merged tokens, out_hidden]
         public var imageEmbeds: Tensor
         /// One [Σ merged tokens, out_hidden] per deepstack index.

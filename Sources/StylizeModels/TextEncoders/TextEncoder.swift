@@ -2,7 +2,7 @@ import Foundation
 import StylizeCore
 
 /// Any supported conditioning encoder, picked from its folder's config.json.
-public enum TextEncoder {
+public enum TextEncoder: Sendable {
     case clip(CLIPTextModel)
     case qwen3(Qwen3TextEncoder)
     case qwen3VL(Qwen3VLModel)

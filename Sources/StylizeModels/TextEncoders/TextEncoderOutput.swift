@@ -2,7 +2,7 @@ import StylizeCore
 
 /// What every text encoder returns: the final hidden state and all hidden states
 /// (embeddings output first), as transformers' `output_hidden_states=True` does.
-public struct TextEncoderOutput {
+public struct TextEncoderOutput: Sendable {
     /// [B, T, D]
     public var lastHiddenState: Tensor
     /// L + 1 tensors of [B, T, D].
@@ -18,7 +18,7 @@ public struct TextEncoderOutput {
 }
 
 /// Token ids and mask for a batch, [B, T].
-public struct TokenBatch {
+public struct TokenBatch: Sendable {
     public var ids: [[Int]]
     /// 1 keep, 0 padding; nil means all ones.
     public var attentionMask: [[Int]]?

@@ -1,10 +1,11 @@
 import Foundation
+import Synchronization
 
 /// tokenizer.json's `model` of type BPE, with the tokenizers library's merge order:
 /// repeatedly apply the lowest-ranked merge present, leftmost first, using a min-heap of
 /// candidate merges (O(n log n) in the word length) exactly as `Word::merge_all` does,
 /// including its rule for skipping stale heap entries.
-final class BPEModel: @unchecked Sendable {
+final class BPEModel: Sendable {
     let vocab: [ExactString: Int]
     let idToToken: [Int: String]
     /// (left id, right id) → (rank, merged id); keyed by `left << 32 | right`.
@@ -19,8 +20,7 @@ final class BPEModel: @unchecked Sendable {
 
     /// Word → ids. Words of 256 bytes or more are not cached, and the cache stops growing at
     /// `cacheCapacity` entries (the library's limits).
-    private var cache: [ExactString: [Int]] = [:]
-    private let cacheLock = NSLock()
+    private let cache = Mutex<[ExactString: [Int]]>([:])
     static let cacheCapacity = 10_000
     static let maxCachedWordBytes = 256
 
@@ -131,15 +131,10 @@ final class BPEModel: @unchecked Sendable {
         if word.utf8.isEmpty { return [] }
         let key = ExactString(word)
         if ignoreMerges, let id = vocab[key] { return [id] }
-        cacheLock.lock()
-        let hit = cache[key]
-        cacheLock.unlock()
-        if let hit { return hit }
+        if let hit = cache.withLock({ $0[key] }) { return hit }
         let ids = mergeWord(word)
         if word.utf8.count < Self.maxCachedWordBytes {
-            cacheLock.lock()
-            if cache.count < Self.cacheCapacity { cache[key] = ids }
-            cacheLock.unlock()
+            cache.withLock { if $0.count < Self.cacheCapacity { $0[key] = ids } }
         }
         return ids
     }

@@ -99,7 +99,7 @@ struct NormalizerSequence: Normalizer {
 }
 
 /// tokenizer.json's `{"String": "..."}` or `{"Regex": "..."}` pattern (Split, Replace).
-struct TokenizerPattern: @unchecked Sendable {
+struct TokenizerPattern: Sendable {
     let regex: TokenizerRegex
 
     init(_ node: TokenizerJSON) throws {

@@ -14,7 +14,7 @@ import Foundation
 /// WordPiece and CTC; BPE dropout. Only single sequences (no pairs) and no offsets.
 /// Metaspace's `prepend_scheme: "first"` treats a piece as first when it starts the
 /// input, which differs from the library only if a normalizer removed leading text.
-public final class Tokenizer: @unchecked Sendable {
+public final class Tokenizer: Sendable {
     /// The file the tokenizer was read from (tokenizer.json, or vocab.json for CLIP files).
     public let source: String
     /// Every added token (special or not), in the file's order.

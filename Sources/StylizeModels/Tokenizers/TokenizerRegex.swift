@@ -15,7 +15,7 @@ import Foundation
 /// - `\h` / `\H`: a hex digit in Oniguruma, horizontal whitespace in ICU.
 /// The replacements are bracketed sets, which ICU also accepts nested inside a class.
 /// `^`/`$` follow Ruby syntax (Oniguruma's default): they match at `\n` line breaks.
-final class TokenizerRegex: @unchecked Sendable {
+final class TokenizerRegex: Sendable {
     let pattern: String
     let icuPattern: String
     private let regex: NSRegularExpression

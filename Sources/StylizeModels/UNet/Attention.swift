@@ -2,7 +2,7 @@ import StylizeCore
 
 /// diffusers `Attention` as used by `BasicTransformerBlock`: to_q / to_k / to_v
 /// projections (bias per config), scaled dot-product attention, to_out.0.
-public struct Attention {
+public struct Attention: Sendable {
     let toQ: Linear
     let toK: Linear
     let toV: Linear
@@ -29,7 +29,7 @@ public struct Attention {
 }
 
 /// diffusers `FeedForward` with GEGLU: net.0.proj (dim → 2·inner), gate, net.2 (inner → dim).
-public struct FeedForward {
+public struct FeedForward: Sendable {
     let proj: Linear
     let out: Linear
 
@@ -44,7 +44,7 @@ public struct FeedForward {
 
 /// diffusers `BasicTransformerBlock` (norm_type "layer_norm"): pre-norm self-attention,
 /// cross-attention and GEGLU feed-forward, each with a residual.
-public struct BasicTransformerBlock {
+public struct BasicTransformerBlock: Sendable {
     let norm1: LayerNorm
     let attn1: Attention
     let norm2: LayerNorm
@@ -79,7 +79,7 @@ public struct BasicTransformerBlock {
 /// GroupNorm → proj_in (1×1 conv or linear) → transformer blocks → proj_out → + residual.
 /// On NHWC a 1×1 conv and a linear over channels are the same GEMM; only the stored
 /// weight shape differs ([out, in, 1, 1] vs [out, in]).
-public struct Transformer2DModel {
+public struct Transformer2DModel: Sendable {
     let norm: GroupNorm
     let projIn: Linear
     let blocks: [BasicTransformerBlock]

@@ -1,7 +1,7 @@
 import StylizeCore
 
 /// diffusers `Timesteps`: sinusoidal features of the (float) timestep.
-public struct Timesteps {
+public struct Timesteps: Sendable {
     public let numChannels: Int
     public let flipSinToCos: Bool
     public let downscaleFreqShift: Float
@@ -13,7 +13,7 @@ public struct Timesteps {
 }
 
 /// diffusers `TimestepEmbedding`: [cond_proj] → linear_1 → act → linear_2 → [post_act].
-public struct TimestepEmbedding {
+public struct TimestepEmbedding: Sendable {
     let condProj: Linear?
     let linear1: Linear
     let linear2: Linear

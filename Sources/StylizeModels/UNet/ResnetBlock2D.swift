@@ -3,7 +3,7 @@ import StylizeCore
 /// diffusers `ResnetBlock2D` (time_embedding_norm "default"):
 /// norm1 → act → conv1 → + time_emb_proj(act(temb)) → norm2 → act → conv2, plus the
 /// (1×1 conv_shortcut) residual, divided by output_scale_factor.
-public struct ResnetBlock2D {
+public struct ResnetBlock2D: Sendable {
     let norm1: GroupNorm
     let conv1: Conv2d
     let timeEmbProj: Linear?
@@ -42,7 +42,7 @@ public struct ResnetBlock2D {
 }
 
 /// diffusers `Downsample2D` with a conv: stride-2 3×3; padding 0 means pad (0,1,0,1) first.
-public struct Downsample2D {
+public struct Downsample2D: Sendable {
     let conv: Conv2d
     let padding: Int
 
@@ -58,7 +58,7 @@ public struct Downsample2D {
 }
 
 /// diffusers `Upsample2D` with a conv: nearest ×2 (or to an explicit size) then 3×3.
-public struct Upsample2D {
+public struct Upsample2D: Sendable {
     let conv: Conv2d
 
     public init(_ w: Weights, channels: Int, outChannels: Int? = nil) throws {

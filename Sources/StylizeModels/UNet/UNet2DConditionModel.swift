@@ -2,7 +2,7 @@ import Foundation
 import StylizeCore
 
 /// Inputs of one U-Net call, NHWC inside.
-public struct UNetInputs {
+public struct UNetInputs: Sendable {
     /// Noisy latents, NHWC [B, H, W, in_channels].
     public var sample: Tensor
     /// One timestep per sample, or a single one for the whole batch.
@@ -27,7 +27,7 @@ public struct UNetInputs {
 }
 
 /// diffusers `UNet2DConditionModel`, same module tree and weight names.
-public final class UNet2DConditionModel {
+public final class UNet2DConditionModel: Sendable {
     public let config: UNet2DConditionConfig
     let convIn: Conv2d
     let timeProj: Timesteps

@@ -1,7 +1,7 @@
 import StylizeCore
 
 /// What every U-Net block needs besides its input.
-public struct UNetBlockContext {
+public struct UNetBlockContext: Sendable {
     /// act(temb), [B, time_embed_dim].
     public let tembActivated: Tensor
     /// Cross-attention context, [B, T, cross_attention_dim].
@@ -39,7 +39,7 @@ struct CrossAttentionSpec {
 
 /// diffusers `CrossAttnDownBlock2D` (with `attention`) and `DownBlock2D` (without):
 /// resnets[i] (+ attentions[i]) then an optional stride-2 downsampler.
-public struct DownBlock {
+public struct DownBlock: Sendable {
     let resnets: [ResnetBlock2D]
     let attentions: [Transformer2DModel]
     let downsampler: Downsample2D?
@@ -76,7 +76,7 @@ public struct DownBlock {
 
 /// diffusers `CrossAttnUpBlock2D` / `UpBlock2D`: each resnet consumes the hidden state
 /// concatenated with one skip state (last in, first out), then an optional upsampler.
-public struct UpBlock {
+public struct UpBlock: Sendable {
     let resnets: [ResnetBlock2D]
     let attentions: [Transformer2DModel]
     let upsampler: Upsample2D?
@@ -109,7 +109,7 @@ public struct UpBlock {
 }
 
 /// diffusers `UNetMidBlock2DCrossAttn`: resnets[0], then (attentions[i], resnets[i+1]).
-public struct UNetMidBlock2DCrossAttn {
+public struct UNetMidBlock2DCrossAttn: Sendable {
     let resnets: [ResnetBlock2D]
     let attentions: [Transformer2DModel]
 
