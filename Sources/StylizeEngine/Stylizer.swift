@@ -48,39 +48,18 @@ public final class Stylizer: Sendable {
         let context = repeatBatch(conditioning, b)
 
         var scheduler = model.scheduler
-        let steps = max(1, settings.steps)
         let latentShape = source.shape
-        var step = 0
         func noise(_ salt: Int) -> Tensor { self.noise(shape: latentShape, settings: settings, frameIndices: frameIndices, salt: salt) }
-
-        var x: Tensor
-        var timesteps: [Float]
-        switch model.config.mode {
-        case .sdedit:
-            let strength = max(0.01, min(1, settings.strength))
-            let total = max(steps, Int((Float(steps) / strength).rounded()))
-            try scheduler.setTimesteps(total, options: TimestepOptions(mu: mu(latentShape), strength: 1))
-            timesteps = Array(scheduler.timesteps.suffix(steps))
-            x = try scheduler.addNoise(original: source, noise: noise(0), timestep: timesteps[0])
-        case .concatChannels, .concatWidth:
-            try scheduler.setTimesteps(steps, options: TimestepOptions(mu: mu(latentShape)))
-            timesteps = scheduler.timesteps
-            x = noise(0)
-            affineInPlace(&x, scale: scheduler.initNoiseSigma, shift: 0)
-        }
-        for t in timesteps {
-            step += 1
-            let input = try scheduler.scaleModelInput(x, timestep: t)
-            let unetInput: Tensor
-            switch model.config.mode {
-            case .sdedit: unetInput = input
-            case .concatChannels: unetInput = Tensor.concatChannels(input, source)
-            case .concatWidth: unetInput = concatWidth(input, source)
-            }
-            var prediction = try model.unet(UNetInputs(sample: unetInput, timesteps: [t], encoderHiddenStates: context))
-            if model.config.mode == .concatWidth { prediction = leftHalf(prediction, width: x.w) }
-            let stepNoise = try scheduler.stepUsesNoise(at: t) ? noise(step) : nil
-            x = try scheduler.step(modelOutput: prediction, timestep: t, sample: x, noise: stepNoise).prevSample
+        let mode = model.config.mode.strategy
+        var (x, timesteps) = try mode.start(source: source, steps: max(1, settings.steps), strength: settings.strength,
+                                           scheduler: &scheduler, options: TimestepOptions(mu: mu(latentShape)),
+                                           noise: { noise(0) })
+        for (i, t) in timesteps.enumerated() {
+            let input = mode.unetInput(try scheduler.scaleModelInput(x, timestep: t), source: source)
+            let output = try model.unet(UNetInputs(sample: input, timesteps: [t], encoderHiddenStates: context))
+            let stepNoise = try scheduler.stepUsesNoise(at: t) ? noise(i + 1) : nil
+            x = try scheduler.step(modelOutput: mode.prediction(output, width: x.w), timestep: t, sample: x,
+                                   noise: stepNoise).prevSample
         }
         if scaling != 1 { affineInPlace(&x, scale: 1 / scaling, shift: 0) }
         record(\.unet, since: t0)
