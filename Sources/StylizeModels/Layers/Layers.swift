@@ -19,16 +19,49 @@ public struct Conv2d: Sendable {
 /// `torch.nn.Linear` loaded from `<prefix>.weight` ([out, in]) / `<prefix>.bias`.
 public struct Linear: Sendable {
     public let kernel: LinearKernel
+    /// Its weights' name without ".weight" (e.g. "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"):
+    /// what an adapter's hook is attached by (`LinearInputHooks`).
+    public let name: String
 
     public init(_ w: Weights, inFeatures: Int, outFeatures: Int, bias: Bool = true) throws {
         let weight = try w.load("weight", shape: [outFeatures, inFeatures])
         let b = bias ? try w.load("bias", shape: [outFeatures], role: .bias) : nil
         kernel = LinearKernel(weight: weight, bias: b, inFeatures: inFeatures, outFeatures: outFeatures)
+        name = w.moduleName
     }
 
-    public init(kernel: LinearKernel) { self.kernel = kernel }
+    public init(kernel: LinearKernel, name: String = "") {
+        self.kernel = kernel
+        self.name = name
+    }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { kernel(x) }
+
+    /// With an adapter's hook on this Linear, the hook adjusts the input first
+    /// (ControlNet-LLLite adds its delta there); without one, the plain product.
+    public func callAsFunction(_ x: Tensor, hooks: LinearInputHooks?) -> Tensor {
+        guard let hook = hooks?[name] else { return kernel(x) }
+        return kernel(hook(x))
+    }
+}
+
+/// Changes a Linear's input before the product (an adapter's per-call state, e.g. the
+/// conditioning embeddings of this batch's frames).
+public protocol LinearInputHook: Sendable {
+    /// `x` [B, T, in_features] → the input the Linear multiplies, same shape.
+    func callAsFunction(_ x: Tensor) -> Tensor
+}
+
+/// The hooks of one denoiser call, by Linear name. Passed down with the call (`UNetInputs`),
+/// so one loaded model serves streams with and without adapters; nil costs one check
+/// per hookable Linear.
+public struct LinearInputHooks: Sendable {
+    private let byName: [String: any LinearInputHook]
+
+    public init(_ byName: [String: any LinearInputHook]) { self.byName = byName }
+
+    public subscript(name: String) -> (any LinearInputHook)? { byName[name] }
+    public var names: [String] { Array(byName.keys) }
 }
 
 /// `torch.nn.GroupNorm` (affine) over NHWC.

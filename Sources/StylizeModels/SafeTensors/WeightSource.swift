@@ -36,6 +36,9 @@ public struct Weights {
     }
 
     public func contains(_ name: String) -> Bool { source.contains(prefix + name) }
+
+    /// The module's own name: the prefix without its trailing dot ("down_blocks.0.resnets.1").
+    public var moduleName: String { prefix.hasSuffix(".") ? String(prefix.dropLast()) : prefix }
 }
 
 /// Parameters from one safetensors file, several, or a sharded index; half types are

@@ -20,10 +20,12 @@ public struct Attention: Sendable {
         self.heads = heads
     }
 
-    /// - Parameters: x [B, T, queryDim]; context [B, S, kvDim] or nil for self-attention.
-    public func callAsFunction(_ x: Tensor, context: Tensor? = nil) -> Tensor {
+    /// - Parameters: x [B, T, queryDim]; context [B, S, kvDim] or nil for self-attention;
+    ///   hooks: adapters' input hooks on the projections (ControlNet-LLLite).
+    public func callAsFunction(_ x: Tensor, context: Tensor? = nil, hooks: LinearInputHooks? = nil) -> Tensor {
         let kv = context ?? x
-        let o = MultiHeadAttention.callAsFunction(q: toQ(x), k: toK(kv), v: toV(kv), heads: heads)
+        let o = MultiHeadAttention.callAsFunction(q: toQ(x, hooks: hooks), k: toK(kv, hooks: hooks),
+                                                  v: toV(kv, hooks: hooks), heads: heads)
         return toOut(o)
     }
 }
@@ -66,10 +68,10 @@ public struct BasicTransformerBlock: Sendable {
         self.onlyCrossAttention = onlyCrossAttention
     }
 
-    public func callAsFunction(_ x: Tensor, context: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor, context: Tensor, hooks: LinearInputHooks? = nil) -> Tensor {
         var h = x
-        addInPlace(&h, attn1(norm1(h), context: onlyCrossAttention ? context : nil))
-        addInPlace(&h, attn2(norm2(h), context: context))
+        addInPlace(&h, attn1(norm1(h), context: onlyCrossAttention ? context : nil, hooks: hooks))
+        addInPlace(&h, attn2(norm2(h), context: context, hooks: hooks))
         addInPlace(&h, ff(norm3(h)))
         return h
     }
@@ -102,13 +104,14 @@ public struct Transformer2DModel: Sendable {
         if linear { return try Linear(w, inFeatures: inFeatures, outFeatures: outFeatures) }
         let weight = try w.load("weight", shape: [outFeatures, inFeatures, 1, 1])
         let bias = try w.load("bias", shape: [outFeatures], role: .bias)
-        return Linear(kernel: LinearKernel(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures))
+        return Linear(kernel: LinearKernel(weight: weight, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures),
+                      name: w.moduleName)
     }
 
-    public func callAsFunction(_ x: Tensor, context: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor, context: Tensor, hooks: LinearInputHooks? = nil) -> Tensor {
         let (b, hh, ww, c) = (x.n, x.h, x.w, x.c)
         var h = projIn(norm(x).reshaped([b, hh * ww, c]))
-        for block in blocks { h = block(h, context: context) }
+        for block in blocks { h = block(h, context: context, hooks: hooks) }
         var out = projOut(h).reshaped([b, hh, ww, c])
         addInPlace(&out, x)
         return out

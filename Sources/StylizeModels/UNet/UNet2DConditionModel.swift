@@ -14,6 +14,8 @@ public struct UNetInputs: Sendable {
     /// SDXL-style `text_time` conditioning: [B, E] and [B, k].
     public var textEmbeds: Tensor?
     public var timeIds: Tensor?
+    /// Adapters attached for this call (ControlNet-LLLite's input hooks); nil: none.
+    public var linearHooks: LinearInputHooks?
 
     public init(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
                 timestepCond: Tensor? = nil, textEmbeds: Tensor? = nil, timeIds: Tensor? = nil) {
@@ -188,7 +190,8 @@ public final class UNet2DConditionModel: Sendable {
         if let encoderHidProj { context = encoderHidProj(context) }
         var tembActivated = emb
         c.actFn.apply(&tembActivated)
-        let ctx = UNetBlockContext(tembActivated: tembActivated, encoderHiddenStates: context)
+        let ctx = UNetBlockContext(tembActivated: tembActivated, encoderHiddenStates: context,
+                                   linearHooks: inputs.linearHooks)
 
         // diffusers forwards explicit upsample sizes when the input is not a multiple of
         // the overall upsampling factor.

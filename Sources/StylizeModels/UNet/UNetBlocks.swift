@@ -6,6 +6,8 @@ public struct UNetBlockContext: Sendable {
     public let tembActivated: Tensor
     /// Cross-attention context, [B, T, cross_attention_dim].
     public let encoderHiddenStates: Tensor
+    /// Adapters' hooks on the transformers' Linears (nil: none).
+    public let linearHooks: LinearInputHooks?
 }
 
 /// Shared settings that get_down_block / get_up_block pass to every block.
@@ -63,7 +65,7 @@ public struct DownBlock: Sendable {
         var states: [Tensor] = []
         for (i, resnet) in resnets.enumerated() {
             h = resnet(h, tembActivated: ctx.tembActivated)
-            if !attentions.isEmpty { h = attentions[i](h, context: ctx.encoderHiddenStates) }
+            if !attentions.isEmpty { h = attentions[i](h, context: ctx.encoderHiddenStates, hooks: ctx.linearHooks) }
             states.append(h)
         }
         if let downsampler {
@@ -101,7 +103,7 @@ public struct UpBlock: Sendable {
         var skips = skips
         for (i, resnet) in resnets.enumerated() {
             h = resnet(Tensor.concatChannels(h, skips.removeLast()), tembActivated: ctx.tembActivated)
-            if !attentions.isEmpty { h = attentions[i](h, context: ctx.encoderHiddenStates) }
+            if !attentions.isEmpty { h = attentions[i](h, context: ctx.encoderHiddenStates, hooks: ctx.linearHooks) }
         }
         if let upsampler { h = upsampler(h, size: upsampleSize) }
         return h
@@ -128,7 +130,7 @@ public struct UNetMidBlock2DCrossAttn: Sendable {
     func callAsFunction(_ x: Tensor, _ ctx: UNetBlockContext) -> Tensor {
         var h = resnets[0](x, tembActivated: ctx.tembActivated)
         for (i, attention) in attentions.enumerated() {
-            h = attention(h, context: ctx.encoderHiddenStates)
+            h = attention(h, context: ctx.encoderHiddenStates, hooks: ctx.linearHooks)
             h = resnets[i + 1](h, tembActivated: ctx.tembActivated)
         }
         return h
