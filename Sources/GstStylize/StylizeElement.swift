@@ -367,8 +367,8 @@ final class StylizeElement {
             return GST_FLOW_ERROR
         }
         defer { mapped.unmap() }
-        // Converted straight into the frame's slot of its batch's buffer (under the
-        // batcher's lock: the worker cannot take the batch half-converted).
+        // Converted straight into the frame's slot of its batch's buffer (outside the
+        // batcher's lock; the worker does not take that batch until the frame is in).
         let queued = (try? batcher.push(making: { slot -> HeldFrame in
             if slot.index == 0 || !(openSlab?.fits(format, slot: slot.index) ?? false) {
                 openSlab = BatchSlab(capacity: slot.batchSize, width: format.width, height: format.height)

@@ -41,6 +41,11 @@ public final class FrameBatcher<Frame, Event>: @unchecked Sendable {
     /// The batch that pushed frames join, and how many it holds so far.
     private var openBatch = 0
     private var openFill = 0
+    /// The batch of the frame being made outside the lock (its slot is taken): the
+    /// worker does not take that batch until the frame is in.
+    private var making: Int?
+    /// Bumped by flush, stop and restart: a frame made across one is dropped.
+    private var epoch = 0
     /// Frames the queue may hold before `push` blocks (at least one full batch).
     private var capacity: Int { max(2 * _batchSize, 2) }
 
@@ -77,20 +82,36 @@ public final class FrameBatcher<Frame, Event>: @unchecked Sendable {
     }
 
     /// Enqueues the frame `make` builds for its slot, blocking while the queue is full.
-    /// `make` runs under the queue's lock (the worker cannot take the batch half-written);
-    /// if it throws, nothing is queued and the error propagates. Returns false (`make` not
-    /// called) when the batcher is flushing or stopped.
+    /// The slot is taken under the lock and `make` runs outside it (a frame's conversion
+    /// never holds up the worker); the worker waits for the frame only when it wants the
+    /// very batch the frame belongs to. One producer at a time (the streaming thread). If
+    /// `make` throws, nothing is queued (its slot stays empty) and the error propagates.
+    /// Returns false when the batcher is flushing or stopped (before or while `make` ran).
     public func push(making make: (Slot) throws -> Frame) throws -> Bool {
         condition.lock()
-        defer { condition.unlock() }
         while !flushing && !stopped && frameCount() >= capacity { condition.wait() }
-        if flushing || stopped { return false }
-        let frame = try make(Slot(index: openFill, batchSize: _batchSize))
-        queue.append(.frame(frame, enqueued: DispatchTime.now().uptimeNanoseconds, batch: openBatch))
-        queuedFrames += 1
+        if flushing || stopped {
+            condition.unlock()
+            return false
+        }
+        let slot = Slot(index: openFill, batchSize: _batchSize)
+        let (batch, started, enqueued) = (openBatch, epoch, DispatchTime.now().uptimeNanoseconds)
+        making = batch
         openFill += 1
         if openFill >= _batchSize { closeOpenBatch() }
-        condition.broadcast()
+        condition.unlock()
+
+        let made = Result { try make(slot) }
+        condition.lock()
+        defer {
+            making = nil
+            condition.broadcast()
+            condition.unlock()
+        }
+        let frame = try made.get()
+        guard epoch == started, !flushing, !stopped else { return false }
+        queue.append(.frame(frame, enqueued: enqueued, batch: batch))
+        queuedFrames += 1
         return true
     }
 
@@ -121,12 +142,15 @@ public final class FrameBatcher<Frame, Event>: @unchecked Sendable {
                 return .event(e)
             }
             guard case .frame(_, let t0, let batch)? = queue.first else { condition.wait(); continue }
-            if batch != openBatch { return .frames(takeFrames(of: batch)) }
+            if batch != openBatch {
+                if making == batch { condition.wait(); continue }   // its last frame is being made
+                return .frames(takeFrames(of: batch))
+            }
             if let wait = _maxBatchWait {
                 let waited = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 if waited >= wait {
                     closeOpenBatch()
-                    return .frames(takeFrames(of: batch))
+                    continue   // now closed: taken above once no frame of it is being made
                 }
                 _ = condition.wait(until: Date(timeIntervalSinceNow: wait - waited))
                 continue
@@ -141,6 +165,7 @@ public final class FrameBatcher<Frame, Event>: @unchecked Sendable {
             flushing = true
             queue.removeAll()
             queuedFrames = 0
+            epoch &+= 1
             closeOpenBatch()
             condition.broadcast()
         }
@@ -152,6 +177,7 @@ public final class FrameBatcher<Frame, Event>: @unchecked Sendable {
             flushing = false
             queue.removeAll()
             queuedFrames = 0
+            epoch &+= 1
             closeOpenBatch()
             condition.broadcast()
         }
@@ -163,6 +189,7 @@ public final class FrameBatcher<Frame, Event>: @unchecked Sendable {
             stopped = true
             queue.removeAll()
             queuedFrames = 0
+            epoch &+= 1
             closeOpenBatch()
             condition.broadcast()
         }
@@ -174,6 +201,7 @@ public final class FrameBatcher<Frame, Event>: @unchecked Sendable {
             flushing = false
             queue.removeAll()
             queuedFrames = 0
+            epoch &+= 1
             closeOpenBatch()
             condition.broadcast()
         }

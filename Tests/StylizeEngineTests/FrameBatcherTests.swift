@@ -134,4 +134,48 @@ final class FrameBatcherTests: XCTestCase {
         try push(8)
         XCTAssertEqual(slots.last, 0, "a frame after an early release starts a new batch")
     }
+
+    /// A frame is made (converted) outside the queue's lock: other calls go on meanwhile,
+    /// and the worker waits only for the batch that frame belongs to.
+    func testTheWorkerWaitsForAFrameBeingMadeButTheLockStaysFree() throws {
+        let b = FrameBatcher<Int, Event>(batchSize: 2)
+        XCTAssertTrue(b.push(0))
+        let inMake = DispatchSemaphore(value: 0), finish = DispatchSemaphore(value: 0)
+        Thread { _ = try? b.push(making: { _ in inMake.signal(); finish.wait(); return 1 }) }.start()
+        inMake.wait()
+        XCTAssertEqual(b.count, 1, "the lock is free while a frame is made")
+        let taken = expectation(description: "batch taken")
+        let got = NSLock()
+        var frames: [Int] = []
+        Thread {
+            if case .frames(let f)? = b.next() { got.withLock { frames = f } }
+            taken.fulfill()
+        }.start()
+        Thread.sleep(forTimeInterval: 0.05)
+        XCTAssertTrue(got.withLock { frames.isEmpty }, "the worker took a batch whose last frame was still being made")
+        finish.signal()
+        wait(for: [taken], timeout: 5)
+        XCTAssertEqual(got.withLock { frames }, [0, 1])
+    }
+
+    /// A flush while a frame is being made drops it: push returns false.
+    func testAFrameMadeAcrossAFlushIsDropped() throws {
+        let b = FrameBatcher<Int, Event>(batchSize: 2)
+        let inMake = DispatchSemaphore(value: 0), finish = DispatchSemaphore(value: 0)
+        let pushed = expectation(description: "push returned")
+        let result = NSLock()
+        var queued: Bool?
+        Thread {
+            let ok = (try? b.push(making: { _ in inMake.signal(); finish.wait(); return 1 })) ?? true
+            result.withLock { queued = ok }
+            pushed.fulfill()
+        }.start()
+        inMake.wait()
+        b.startFlushing()
+        b.stopFlushing()
+        finish.signal()
+        wait(for: [pushed], timeout: 5)
+        XCTAssertEqual(result.withLock { queued }, false)
+        XCTAssertEqual(b.count, 0)
+    }
 }
