@@ -105,6 +105,7 @@ let package = Package(
             name: "stylize-relay",
             dependencies: [
                 "StylizeRelay",
+                "CSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

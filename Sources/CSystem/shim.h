@@ -1,5 +1,5 @@
 #pragma once
-// glibc pieces Swift's Glibc module does not export: mallopt, mallinfo2, and the thread
+// glibc pieces Swift's Glibc module does not export: mallopt (the relay's arena cap), mallinfo2, and the thread
 // id that per-thread nice values need (gettid / syscall are not importable as such).
 #include <malloc.h>
 #include <sys/resource.h>

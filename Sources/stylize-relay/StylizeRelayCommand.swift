@@ -1,4 +1,8 @@
 import ArgumentParser
+import Foundation
+#if os(Linux)
+import CSystem
+#endif
 import Logging
 import StylizeRelay
 
@@ -14,8 +18,10 @@ struct StylizeRelayCommand: ParsableCommand {
         the source is reconnected with backoff.
 
         Control endpoint (HTTP on --control-host:--control-port):
-          GET  /status  JSON: fps, latency_p50, latency_p95, active_prompt,
-                        requested_prompt, clients, source {state, reconnects, ...}
+          GET  /status  JSON: fps, latency_p50, latency_p95 (a frame's time in the
+                        element), batch_seconds_p50, batch_seconds_p95 (compute),
+                        active_prompt, requested_prompt, clients,
+                        source {state, reconnects, ...}
                         (state: connecting, playing or reconnecting)
           POST /prompt  body: the prompt as plain text, or {"prompt": "..."}
 
@@ -32,6 +38,13 @@ struct StylizeRelayCommand: ParsableCommand {
     @OptionGroup var options: RelayOptions
 
     func run() throws {
+        #if os(Linux)
+        // Every source restart brings new decoder and RTSP threads, and glibc gives new
+        // threads new malloc arenas (up to 8 per core), each keeping what it freed: the
+        // soak (tools/soak/relay_churn.py) measured +2.9 MiB per restart, flat with one
+        // arena per core.
+        _ = mallopt(M_ARENA_MAX, Int32(max(2, ProcessInfo.processInfo.activeProcessorCount)))
+        #endif
         let level = options.control.logLevelValue ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
