@@ -15,8 +15,8 @@
 #
 # Release configuration with -enable-testing (debug is several times slower under a
 # sanitizer). A race or memory error fails the run: TSan reports make the test process exit
-# non-zero; ASan aborts at the first error. scripts/tsan.supp lists what TSan cannot judge
-# on Linux, each with its reason. Under a sanitizer the malloc-counting interposer of the
+# non-zero; ASan aborts at the first error and LeakSanitizer fails the run at exit.
+# scripts/tsan.supp and scripts/lsan.supp list what is not ours to fix, each with its reason. Under a sanitizer the malloc-counting interposer of the
 # hot-path tests is compiled out and those tests skip (Tests/CMallocCounter).
 #
 # Not run under TSan: PipelineTests, RelayCommandTests and RelayEndToEndTests start
@@ -70,7 +70,8 @@ for s in "${which[@]}"; do
         address)
             run address .build-asan \
                 'StylizeModelsTests\.(Tokenizer[A-Za-z]*Tests|LoadingErrorTests|ConfigDefaultsTests|SchedulerTests)|StylizeEngineTests\.(PNGCodecTests|FuzzRegressionTests)' \
-                '' ASAN_OPTIONS="detect_leaks=1 halt_on_error=1 strict_string_checks=1"
+                '' ASAN_OPTIONS="detect_leaks=1 halt_on_error=1 strict_string_checks=1" \
+                LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp print_suppressions=1"
             ;;
         *) echo "usage: $0 [thread|address]..." >&2; exit 2 ;;
     esac
