@@ -1,4 +1,4 @@
-import Synchronization
+import Foundation
 
 /// Float storage of a `Tensor` and of kernels' scratch space: a copy-on-write collection
 /// like `[Float]`, whose memory comes from `TensorBufferPool` and goes back to it when the
@@ -216,7 +216,20 @@ public enum TensorBufferPool {
         var limitBytes = 4 << 30
     }
 
-    static let state = Mutex(State())
+    /// The pool's state behind a pthread mutex (NSLock). Not Synchronization.Mutex: on
+    /// Linux that is a bare futex ThreadSanitizer cannot see, so every take and give on two
+    /// threads was reported as a race (scripts/sanitizers.sh) and a real one would drown.
+    final class LockedState: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = State()
+        @inline(__always) func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
+            lock.lock()
+            defer { lock.unlock() }
+            return try body(&value)
+        }
+    }
+
+    static let state = LockedState()
     /// AVX2 loads and stores prefer 32-byte alignment; 64 keeps a buffer on cache lines.
     static let alignment = 64
 

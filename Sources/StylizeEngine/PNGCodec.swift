@@ -68,6 +68,12 @@ public enum PNGCodec {
         default: throw Error(description: "unsupported colour type \(colorType)")
         }
         let stride = width * channels
+        // Deflate cannot expand data more than 1032:1: a header that promises more than the
+        // IDAT bytes can hold is corrupt, and is rejected before the buffers (gigabytes for
+        // a 32768² RGBA header on a 70-byte file) are allocated.
+        guard (stride + 1) * height <= idat.count * 1032 + 1024 else {
+            throw Error(description: "\(idat.count) bytes of image data cannot hold a \(width)×\(height) image")
+        }
         var raw = [UInt8](repeating: 0, count: (stride + 1) * height)
         var destLen = uLongf(raw.count)
         let status = raw.withUnsafeMutableBufferPointer { out in

@@ -33,10 +33,23 @@ public struct StylizeConfig: Sendable {
     public init() {}
 
     public init(file: String, encoderKind: TextEncoder.Kind) throws {
+        guard FileManager.default.fileExists(atPath: file) else {
+            self.init()
+            if encoderKind != .clip { textEncoder = ConditioningSpec() }
+            return
+        }
+        try self.init(ConfigReader(file: file), encoderKind: encoderKind)
+    }
+
+    /// Parses stylize.json contents; `file` names it in errors.
+    public init(data: Data, file: String, encoderKind: TextEncoder.Kind) throws {
+        try self.init(ConfigReader(data: data, file: file), encoderKind: encoderKind)
+    }
+
+    init(_ r: ConfigReader, encoderKind: TextEncoder.Kind) throws {
         self.init()
         if encoderKind != .clip { textEncoder = ConditioningSpec() }
-        guard FileManager.default.fileExists(atPath: file) else { return }
-        let r = try ConfigReader(file: file)
+        let file = r.file
         let modeName = try r.string("conditioning_mode", mode.rawValue)
         guard let m = ConditioningMode(rawValue: modeName) else { throw r.unsupported("conditioning_mode", modeName) }
         mode = m

@@ -6,12 +6,34 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+/* ASan and TSan bring their own allocator and intercept malloc themselves: a second
+ * definition here would clash with theirs (or bypass them), so under a sanitizer the
+ * interposition is compiled out, the counter reports itself inactive and
+ * stylize_malloc_counter_sanitized() says why (HotPathTests then skip). */
+#if defined(__has_feature)
+#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#    define STYLIZE_SANITIZED 1
+#  endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#  define STYLIZE_SANITIZED 1
+#endif
+
+static atomic_long calls, bytes, largest;
+
+int stylize_malloc_counter_sanitized(void) {
+#ifdef STYLIZE_SANITIZED
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+#ifndef STYLIZE_SANITIZED
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
-
-static atomic_long calls, bytes, largest;
 
 static void count(size_t n) {
     atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
@@ -32,6 +54,7 @@ int posix_memalign(void **out, size_t a, size_t n) {
     *out = p;
     return 0;
 }
+#endif
 
 stylize_malloc_counts stylize_malloc_counter_read(void) {
     stylize_malloc_counts c = {atomic_load(&calls), atomic_load(&bytes), atomic_load(&largest)};

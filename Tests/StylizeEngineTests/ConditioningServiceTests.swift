@@ -66,7 +66,10 @@ final class Recorder<Value>: @unchecked Sendable {
     private let lock = NSLock()
     private var _values: [Value] = []
     func append(_ v: Value) { lock.withLock { _values.append(v) } }
-    var values: [Value] { lock.withLock { _values } }
+    /// A fresh array copied under the lock: handing out the shared buffer would let the
+    /// next append write it in place once this copy is released, which ThreadSanitizer
+    /// reports (it cannot see the Swift runtime's reference counts order the two).
+    var values: [Value] { lock.withLock { _values.map { $0 } } }
 }
 
 /// A value read and changed under its own lock from any thread.

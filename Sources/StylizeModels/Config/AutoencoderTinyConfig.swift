@@ -35,6 +35,10 @@ public struct AutoencoderTinyConfig: Sendable {
         latentShift = try r.float("latent_shift", 0.5)
         scalingFactor = try r.float("scaling_factor", 1)
         shiftFactor = try r.float("shift_factor", 0)
+        guard !numEncoderBlocks.isEmpty, !numDecoderBlocks.isEmpty else {
+            throw ModelError.invalidConfig(file: r.file, key: numEncoderBlocks.isEmpty ? "num_encoder_blocks" : "num_decoder_blocks",
+                                           reason: "must list at least one block")
+        }
         guard encoderBlockOutChannels.count == numEncoderBlocks.count else {
             throw ModelError.invalidConfig(file: r.file, key: "encoder_block_out_channels",
                                            reason: "should have the same length as num_encoder_blocks")

@@ -35,6 +35,14 @@ public struct ConfigReader {
 
     public func int(_ key: String, _ fallback: Int) throws -> Int { try optionalInt(key) ?? fallback }
 
+    /// A size, count or head number: present or not, it must be at least 1 (such values
+    /// divide others; zero or a negative would trap there instead of naming the key).
+    public func positiveInt(_ key: String, _ fallback: Int) throws -> Int {
+        let v = try int(key, fallback)
+        guard v >= 1 else { throw ModelError.invalidConfig(file: file, key: key, reason: "must be at least 1, is \(v)") }
+        return v
+    }
+
     public func optionalInt(_ key: String) throws -> Int? {
         guard let v = value(key) else { return nil }
         return try asInt(v, key)
@@ -150,7 +158,13 @@ public struct ConfigReader {
 
     private func asInt(_ v: JSONValue, _ key: String) throws -> Int {
         if case .int(let i) = v { return i }
-        if case .double(let d) = v, d == d.rounded() { return Int(d) }
+        if case .double(let d) = v, d == d.rounded() {
+            // 1e300 is integral too, but no Int holds it.
+            guard let i = Int(exactly: d) else {
+                throw ModelError.invalidConfig(file: file, key: key, reason: "\(d) is out of the integer range")
+            }
+            return i
+        }
         throw ModelError.invalidConfig(file: file, key: key, reason: "expected an integer, found \(v)")
     }
 

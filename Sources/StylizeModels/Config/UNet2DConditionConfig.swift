@@ -59,6 +59,13 @@ public struct UNet2DConditionConfig: Sendable {
             throw ModelError.invalidConfig(file: r.file, key: "block_out_channels",
                 reason: "has \(blockOutChannels.count) entries but down_block_types has \(blocks)")
         }
+        guard blocks > 0 else {
+            throw ModelError.invalidConfig(file: r.file, key: "down_block_types", reason: "must list at least one block")
+        }
+        // timeEmbedDim is 4 × the first; larger than that cannot be a channel count.
+        for c in blockOutChannels where c < 1 || c > Int.max / 4 {
+            throw ModelError.invalidConfig(file: r.file, key: "block_out_channels", reason: "\(c) is not a channel count")
+        }
         guard upBlockTypes.count == blocks else {
             throw ModelError.invalidConfig(file: r.file, key: "up_block_types",
                 reason: "has \(upBlockTypes.count) entries but down_block_types has \(blocks)")

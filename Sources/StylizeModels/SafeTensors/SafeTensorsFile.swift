@@ -23,8 +23,7 @@ public final class SafeTensorsFile: Sendable {
 
     public static let maxHeaderBytes = 100_000_000
 
-    public init(path: String) throws {
-        self.path = path
+    public convenience init(path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ModelError.fileNotFound(path: path, what: "safetensors file")
         }
@@ -34,6 +33,13 @@ public final class SafeTensorsFile: Sendable {
         } catch {
             throw ModelError.invalidSafeTensors(file: path, reason: "cannot read: \(error.localizedDescription)")
         }
+        try self.init(data: data, path: path)
+    }
+
+    /// Validates and indexes a whole safetensors file held in memory (mapped or not);
+    /// `path` names the file in errors.
+    public init(data: Data, path: String) throws {
+        self.path = path
         self.data = data
         guard data.count >= 8 else {
             throw ModelError.invalidSafeTensors(file: path, reason: "file is \(data.count) bytes, shorter than the 8-byte header length")
@@ -47,7 +53,8 @@ public final class SafeTensorsFile: Sendable {
         guard 8 + Int(headerLength) <= data.count else {
             throw ModelError.invalidSafeTensors(file: path, reason: "header length \(headerLength) runs past the end of the file (\(data.count) bytes)")
         }
-        let headerBytes = data.subdata(in: 8..<(8 + Int(headerLength)))
+        let start = data.startIndex
+        let headerBytes = data.subdata(in: (start + 8)..<(start + 8 + Int(headerLength)))
         dataStart = 8 + Int(headerLength)
         let (entries, metadata) = try Self.parseHeader(headerBytes, file: path, dataBytes: data.count - dataStart)
         self.entries = entries

@@ -101,22 +101,31 @@ public final class SafeTensorsWeightSource: WeightSource {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ModelError.fileNotFound(path: path, what: "shard index")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let map = object["weight_map"] as? [String: String] else {
-            throw ModelError.invalidConfig(file: path, key: "weight_map", reason: "missing or not an object of strings")
-        }
+        let map = try Self.parseShardIndex(data, file: path)
         let dir = URL(fileURLWithPath: path).deletingLastPathComponent()
         var shards: [String: SafeTensorsFile] = [:]
         for shard in Set(map.values).sorted() {
-            guard !shard.contains("/") && !shard.contains("..") else {
-                throw ModelError.invalidConfig(file: path, key: "weight_map", reason: "shard name '\(shard)' is not a plain file name")
-            }
             shards[shard] = try SafeTensorsFile(path: dir.appendingPathComponent(shard).path)
         }
         for (tensor, shard) in map where shards[shard]?.entries[tensor] == nil {
             throw ModelError.missingTensor(file: dir.appendingPathComponent(shard).path, tensor: tensor)
         }
         try self.init(files: shards.keys.sorted().map { shards[$0]! }, displayPath: path)
+    }
+
+    /// The `weight_map` (tensor name → shard file name) of a `*.safetensors.index.json`,
+    /// every shard a plain file name in the index's folder; `file` names it in errors.
+    public static func parseShardIndex(_ data: Data, file path: String) throws -> [String: String] {
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let map = object["weight_map"] as? [String: String] else {
+            throw ModelError.invalidConfig(file: path, key: "weight_map", reason: "missing or not an object of strings")
+        }
+        for shard in Set(map.values).sorted() {
+            guard !shard.isEmpty, !shard.contains("/") && !shard.contains("..") else {
+                throw ModelError.invalidConfig(file: path, key: "weight_map", reason: "shard name '\(shard)' is not a plain file name")
+            }
+        }
+        return map
     }
 
     public var names: [String] { fileForTensor.keys.sorted() }

@@ -12,14 +12,18 @@ public struct CLIPTextConfig: Sendable {
     public var layerNormEps: Float
     public var eosTokenId: Int
 
-    public init(file: String) throws {
-        var r = try ConfigReader(file: file)
+    public init(file: String) throws { try self.init(ConfigReader(file: file)) }
+
+    /// From a parsed config.json (a CLIPTextConfig, or a CLIPConfig with `text_config`).
+    public init(_ reader: ConfigReader) throws {
+        var r = reader
+        let file = reader.file
         if case .object(let text)? = r.raw("text_config") { r = ConfigReader(object: text, file: file + " (text_config)") }
         vocabSize = try r.int("vocab_size", 49408)
-        hiddenSize = try r.int("hidden_size", 512)
+        hiddenSize = try r.positiveInt("hidden_size", 512)
         intermediateSize = try r.int("intermediate_size", 2048)
         numHiddenLayers = try r.int("num_hidden_layers", 12)
-        numAttentionHeads = try r.int("num_attention_heads", 8)
+        numAttentionHeads = try r.positiveInt("num_attention_heads", 8)
         maxPositionEmbeddings = try r.int("max_position_embeddings", 77)
         let act = try r.string("hidden_act", "quick_gelu")
         guard let a = Activation(configName: act) else { throw r.unsupported("hidden_act", act) }

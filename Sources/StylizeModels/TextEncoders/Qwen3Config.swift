@@ -28,16 +28,28 @@ public struct Qwen3TextConfig: Sendable {
     /// temporal, height and width positions (interleaved T,H,W,T,H,W,…).
     public var mropeSection: [Int]?
 
+    /// Whether the non-negative `parts` add up to `total` (without trapping on overflow).
+    static func sums(_ parts: [Int], to total: Int) -> Bool {
+        var sum = 0
+        for p in parts {
+            guard p >= 0 else { return false }
+            let (next, overflow) = sum.addingReportingOverflow(p)
+            guard !overflow else { return false }
+            sum = next
+        }
+        return sum == total
+    }
+
     public init(_ r: ConfigReader, family: Family = .qwen3) throws {
         vocabSize = try r.int("vocab_size", 151936)
-        hiddenSize = try r.int("hidden_size", 4096)
+        hiddenSize = try r.positiveInt("hidden_size", 4096)
         intermediateSize = try r.int("intermediate_size", 22016)
         numHiddenLayers = try r.int("num_hidden_layers", 32)
-        numAttentionHeads = try r.int("num_attention_heads", 32)
+        numAttentionHeads = try r.positiveInt("num_attention_heads", 32)
         // Both classes: absent means 32, an explicit null means one group per head.
-        numKeyValueHeads = try r.int("num_key_value_heads", r.object["num_key_value_heads"] == .null ? numAttentionHeads : 32)
+        numKeyValueHeads = try r.positiveInt("num_key_value_heads", r.object["num_key_value_heads"] == .null ? numAttentionHeads : 32)
         // Absent means 128; null leaves the modeling code's hidden_size / heads.
-        headDim = try r.int("head_dim", r.object["head_dim"] == .null ? hiddenSize / numAttentionHeads : 128)
+        headDim = try r.positiveInt("head_dim", r.object["head_dim"] == .null ? hiddenSize / numAttentionHeads : 128)
         let act = try r.string("hidden_act", "silu")
         guard let a = Activation(configName: act) else { throw r.unsupported("hidden_act", act) }
         hiddenAct = a
@@ -66,7 +78,7 @@ public struct Qwen3TextConfig: Sendable {
             throw ModelError.invalidConfig(file: r.file, key: "num_key_value_heads",
                                            reason: "\(numAttentionHeads) heads do not split into \(numKeyValueHeads) groups")
         }
-        if let s = mropeSection, s.reduce(0, +) != headDim / 2 {
+        if let s = mropeSection, !Self.sums(s, to: headDim / 2) {
             throw ModelError.invalidConfig(file: r.file, key: "mrope_section",
                                            reason: "\(s) must sum to head_dim / 2 = \(headDim / 2)")
         }

@@ -10,8 +10,11 @@ public struct Qwen3VLConfig: Sendable {
     public var visionStartTokenId: Int
     public var visionEndTokenId: Int
 
-    public init(file: String) throws {
-        let r = try ConfigReader(file: file)
+    public init(file: String) throws { try self.init(ConfigReader(file: file)) }
+
+    /// From a parsed config.json.
+    public init(_ r: ConfigReader) throws {
+        let file = r.file
         // Absent (or null) sub-configs are the sub-config classes' defaults, as in transformers.
         func sub(_ key: String) throws -> ConfigReader {
             switch r.raw(key) {

@@ -19,18 +19,18 @@ public struct Qwen3VLVisionConfig: Sendable {
 
     public init(_ r: ConfigReader) throws {
         depth = try r.int("depth", 27)
-        hiddenSize = try r.int("hidden_size", 1152)
+        hiddenSize = try r.positiveInt("hidden_size", 1152)
         let act = try r.string("hidden_act", "gelu_pytorch_tanh")
         guard let a = Activation(configName: act) else { throw r.unsupported("hidden_act", act) }
         hiddenAct = a
         intermediateSize = try r.int("intermediate_size", 4304)
-        numHeads = try r.int("num_heads", 16)
+        numHeads = try r.positiveInt("num_heads", 16)
         inChannels = try r.int("in_channels", 3)
         patchSize = try r.int("patch_size", 16)
         spatialMergeSize = try r.int("spatial_merge_size", 2)
         temporalPatchSize = try r.int("temporal_patch_size", 2)
         outHiddenSize = try r.int("out_hidden_size", 3584)
-        numPositionEmbeddings = try r.int("num_position_embeddings", 2304)
+        numPositionEmbeddings = try r.positiveInt("num_position_embeddings", 2304)
         deepstackVisualIndexes = try r.ints("deepstack_visual_indexes", [8, 16, 24])
         var theta: Float = 10000
         if case .object(let o)? = r.raw("rope_parameters") {

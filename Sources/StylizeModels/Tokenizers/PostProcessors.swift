@@ -116,6 +116,7 @@ struct TruncationParams: Sendable {
 
     init(_ node: TokenizerJSON) throws {
         maxLength = try node.int("max_length")
+        guard maxLength >= 0 else { throw try node.required("max_length").error("must not be negative, is \(maxLength)") }
         let direction = try node.optionalString("direction") ?? "Right"
         guard direction == "Right" || direction == "Left" else {
             throw ModelError.unsupported(file: node.file, key: node.path + ".direction", value: direction)
@@ -143,13 +144,23 @@ struct PaddingParams: Sendable {
     let padId: Int
     let onLeft: Bool
 
+    /// Longer than any model's context by far; a larger length would only allocate.
+    static let maxLength = 1 << 20
+
     init(_ node: TokenizerJSON) throws {
         if let strategy = try node.child("strategy"), let o = strategy.value as? [String: Any], o["Fixed"] != nil {
-            fixedLength = try strategy.int("Fixed")
+            let fixed = try strategy.int("Fixed")
+            guard (0...Self.maxLength).contains(fixed) else {
+                throw try strategy.required("Fixed").error("padded length must be 0…\(Self.maxLength), is \(fixed)")
+            }
+            fixedLength = fixed
         } else {
             fixedLength = nil
         }
         multipleOf = try node.optionalInt("pad_to_multiple_of")
+        if let m = multipleOf, !(0...Self.maxLength).contains(m) {
+            throw try node.required("pad_to_multiple_of").error("must be 0…\(Self.maxLength), is \(m)")
+        }
         padId = try node.optionalInt("pad_id") ?? 0
         onLeft = (try node.optionalString("direction")) == "Left"
     }

@@ -15,5 +15,9 @@ stylize_malloc_counts stylize_malloc_counter_read(void);
 void stylize_malloc_counter_reset_largest(void);
 /* 1 when this process's malloc is the counting one (the interposition took effect). */
 int stylize_malloc_counter_active(void);
+/* 1 when this bundle was built with ASan or TSan: the interposition is compiled out (the
+ * sanitizer owns malloc), so the counter is inactive by design and the tests that need
+ * it skip. 0 in a normal build, where an inactive counter is a failure. */
+int stylize_malloc_counter_sanitized(void);
 
 #endif
