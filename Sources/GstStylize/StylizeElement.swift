@@ -67,7 +67,7 @@ final class StylizeElement {
 
     /// Elements between READY→PAUSED and PAUSED→READY in this process: the tensor pool,
     /// shared by all of them, is given back only when the last one stops.
-    private static let running = Mutex(0)
+    private static let running = Locked(0)
 
     init(_ raw: UnsafeMutablePointer<GstStylize>) {
         self.raw = raw

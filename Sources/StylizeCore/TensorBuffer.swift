@@ -216,20 +216,7 @@ public enum TensorBufferPool {
         var limitBytes = 4 << 30
     }
 
-    /// The pool's state behind a pthread mutex (NSLock). Not Synchronization.Mutex: on
-    /// Linux that is a bare futex ThreadSanitizer cannot see, so every take and give on two
-    /// threads was reported as a race (scripts/sanitizers.sh) and a real one would drown.
-    final class LockedState: @unchecked Sendable {
-        private let lock = NSLock()
-        private var value = State()
-        @inline(__always) func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
-            lock.lock()
-            defer { lock.unlock() }
-            return try body(&value)
-        }
-    }
-
-    static let state = LockedState()
+    static let state = Locked(State())
     /// AVX2 loads and stores prefer 32-byte alignment; 64 keeps a buffer on cache lines.
     static let alignment = 64
 

@@ -13,7 +13,7 @@ final class FixedNoiseCache: Sendable {
         let salt: Int
     }
 
-    private let fields = Mutex<[Key: Tensor]>([:])
+    private let fields = Locked<[Key: Tensor]>([:])
 
     /// The field for `key`, made by `make` on first use. Making one for another shape or
     /// seed drops every field of the previous ones.

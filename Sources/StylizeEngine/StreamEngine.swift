@@ -66,7 +66,7 @@ public enum StreamEngineFactory {
         set { loader.withLock { $0 = newValue } }
     }
 
-    private static let loader = Mutex<Loader> { path in
+    private static let loader = Locked<Loader> { path in
         throw ModelError.fileNotFound(path: path, what: "stylize model folder (engine loader not installed)")
     }
 }

@@ -29,12 +29,12 @@ public final class StreamStatistics: Sendable {
         var framesOut = 0
         var skipped = 0
     }
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let window: Double
 
     public init(window: Double = 2, latencySamples: Int = 512) {
         self.window = window
-        state = Mutex(State(latencies: RingSamples(capacity: latencySamples),
+        state = Locked(State(latencies: RingSamples(capacity: latencySamples),
                             batchTimes: RingSamples(capacity: max(1, latencySamples / 8))))
     }
 

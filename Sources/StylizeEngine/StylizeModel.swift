@@ -79,7 +79,7 @@ public enum ModelRegistry {
         var models: [String: Loaded] = [:]
         var loads: [String: Int] = [:]
     }
-    private static let state = Mutex(State())
+    private static let state = Locked(State())
     /// Load count per path, for tests asserting that streams share.
     public static var loads: [String: Int] { state.withLock { $0.loads } }
 

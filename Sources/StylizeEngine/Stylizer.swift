@@ -17,7 +17,7 @@ public final class Stylizer: Sendable {
         public var frames = 0
         public init() {}
     }
-    private let times = Mutex(StageTimes())
+    private let times = Locked(StageTimes())
     public var stageTimes: StageTimes { times.withLock { $0 } }
     private func record(_ stage: WritableKeyPath<StageTimes, Double>, since t0: Double) {
         let dt = StreamStatistics.now() - t0

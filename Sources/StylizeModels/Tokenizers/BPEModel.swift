@@ -20,7 +20,7 @@ final class BPEModel: Sendable {
 
     /// Word → ids. Words of 256 bytes or more are not cached, and the cache stops growing at
     /// `cacheCapacity` entries (the library's limits).
-    private let cache = Mutex<[ExactString: [Int]]>([:])
+    private let cache = Locked<[ExactString: [Int]]>([:])
     static let cacheCapacity = 10_000
     static let maxCachedWordBytes = 256
 
