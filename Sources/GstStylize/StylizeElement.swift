@@ -592,14 +592,16 @@ final class StylizeElement {
             engineFailed("No model loaded", kind: .libraryInit)
             return GST_FLOW_ERROR
         }
+        // One copy of the settings per batch: passthrough and the engine's see the same.
+        let batchSettings = settingsLock.withLock { settings }
+        if batchSettings.bool(.passthrough) { return push(frames, engine: engine) }
         let (w, h) = (frames[0].format.width, frames[0].format.height)
         let per = w * h * 3
         let input = BatchSlab.input(for: frames)
-        let settingsNow = StylizeSettings(settingsLock.withLock { settings }, model: engine.modelDefaults)
+        let settingsNow = StylizeSettings(batchSettings, model: engine.modelDefaults)
         let threads = withStream { $0.threads } ?? 0
 
         let output: Tensor
-        if settingsLock.withLock({ settings.bool(.passthrough) }) { return push(frames, engine: engine) }
         do {
             output = try ThreadBudget.with(threads: threads) { try engine.process(input, settings: settingsNow) }
         } catch {
