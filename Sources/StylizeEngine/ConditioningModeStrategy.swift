@@ -13,11 +13,14 @@ protocol ConditioningModeStrategy: Sendable {
     func unetInput(_ x: Tensor, source: Tensor) -> Tensor
     /// The prediction for the sample (of width `width`) from the U-Net's output.
     func prediction(_ output: Tensor, width: Int) -> Tensor
+    /// The denoiser's input channels this mode needs.
+    func denoiserInputChannels(latentChannels: Int) -> Int
 }
 
 extension ConditioningModeStrategy {
     func unetInput(_ x: Tensor, source: Tensor) -> Tensor { x }
     func prediction(_ output: Tensor, width: Int) -> Tensor { output }
+    func denoiserInputChannels(latentChannels: Int) -> Int { latentChannels }
 
     /// Pure noise at the scheduler's initial scale, over all `steps` (instruction-edit modes).
     func startFromNoise(steps: Int, scheduler: inout any Scheduler, options: TimestepOptions,
@@ -53,6 +56,7 @@ struct ConcatChannelsMode: ConditioningModeStrategy {
     }
 
     func unetInput(_ x: Tensor, source: Tensor) -> Tensor { Tensor.concatChannels(x, source) }
+    func denoiserInputChannels(latentChannels: Int) -> Int { 2 * latentChannels }
 }
 
 /// The paper's mode (docs/ARCHITECTURE.md#concat-width): the source latent side by side

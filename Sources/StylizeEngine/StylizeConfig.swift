@@ -32,23 +32,25 @@ public struct StylizeConfig: Sendable {
 
     public init() {}
 
-    public init(file: String, encoderKind: TextEncoder.Kind) throws {
+    /// - Parameter textEncoderDefaults: the encoder family's `text_encoder` defaults
+    ///   (`TextEncoderModel.conditioningDefaults`); a missing file means all defaults.
+    public init(file: String, textEncoderDefaults: ConditioningSpec) throws {
         guard FileManager.default.fileExists(atPath: file) else {
             self.init()
-            if encoderKind != .clip { textEncoder = ConditioningSpec() }
+            textEncoder = textEncoderDefaults
             return
         }
-        try self.init(ConfigReader(file: file), encoderKind: encoderKind)
+        try self.init(ConfigReader(file: file), textEncoderDefaults: textEncoderDefaults)
     }
 
     /// Parses stylize.json contents; `file` names it in errors.
-    public init(data: Data, file: String, encoderKind: TextEncoder.Kind) throws {
-        try self.init(ConfigReader(data: data, file: file), encoderKind: encoderKind)
+    public init(data: Data, file: String, textEncoderDefaults: ConditioningSpec) throws {
+        try self.init(ConfigReader(data: data, file: file), textEncoderDefaults: textEncoderDefaults)
     }
 
-    init(_ r: ConfigReader, encoderKind: TextEncoder.Kind) throws {
+    init(_ r: ConfigReader, textEncoderDefaults: ConditioningSpec) throws {
         self.init()
-        if encoderKind != .clip { textEncoder = ConditioningSpec() }
+        textEncoder = textEncoderDefaults
         let file = r.file
         let modeName = try r.string("conditioning_mode", mode.rawValue)
         guard let m = ConditioningMode(rawValue: modeName) else { throw r.unsupported("conditioning_mode", modeName) }

@@ -7,8 +7,8 @@ import StylizeModels
 /// stream in the process can share it (`ModelRegistry`).
 public final class StylizeModel: Sendable {
     public let path: String
-    public let unet: UNet2DConditionModel
-    public let vae: AutoencoderTiny
+    public let denoiser: any Denoiser
+    public let codec: any LatentCodec
     public let conditioning: ConditioningEncoder
     public let scheduler: any Scheduler
     public let config: StylizeConfig
@@ -21,18 +21,16 @@ public final class StylizeModel: Sendable {
         }
         self.path = path
         func component(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
-        if fm.fileExists(atPath: component("model_index.json")) {
-            let index = try ConfigReader(file: component("model_index.json"))
-            if case .array(let vae)? = index.raw("vae"), vae.count == 2, case .string(let cls) = vae[1], cls != "AutoencoderTiny" {
-                throw ModelError.unsupported(file: component("model_index.json"), key: "vae", value: "\(cls) (only AutoencoderTiny so far)")
-            }
-        }
         let encoderDir = component("text_encoder")
-        let kind = try TextEncoder.detect(configFile: encoderDir + "/config.json")
-        config = try StylizeConfig(file: component("stylize.json"), encoderKind: kind)
-        unet = try UNet2DConditionModel(directory: component("unet"))
-        vae = try AutoencoderTiny(directory: component("vae"))
-        let encoder = try TextEncoder(directory: encoderDir)
+        let encoderClass = try ComponentRegistry.detect(configFile: encoderDir + "/config.json")
+        guard let backendClass = encoderClass as? (any TextEncoderModel.Type) else {
+            throw ModelError.invalidConfig(file: encoderDir + "/config.json", key: "model_type",
+                                           reason: "is \(encoderClass.registration.className), which is not a text encoder")
+        }
+        config = try StylizeConfig(file: component("stylize.json"), textEncoderDefaults: backendClass.conditioningDefaults)
+        denoiser = try ComponentRegistry.load(directory: component("unet"), as: (any Denoiser).self, role: "denoiser")
+        codec = try ComponentRegistry.load(directory: component("vae"), as: (any LatentCodec).self, role: "latent codec")
+        let encoder = try TextEncoder.load(directory: encoderDir)
         let tokenizer = try Tokenizer(directory: component("tokenizer"))
         var processor: Qwen2VLImageProcessor? = nil
         for candidate in [encoderDir + "/preprocessor_config.json", component("preprocessor_config.json")]
@@ -46,27 +44,25 @@ public final class StylizeModel: Sendable {
     }
 
     private func validate() throws {
-        let c = unet.config
-        let latent = vae.config.latentChannels
+        let latent = codec.latentChannels
         let unetConfig = (path as NSString).appendingPathComponent("unet/config.json")
-        let expectedIn = config.mode == .concatChannels ? 2 * latent : latent
-        guard c.inChannels == expectedIn, c.outChannels == latent else {
+        let expectedIn = config.mode.strategy.denoiserInputChannels(latentChannels: latent)
+        guard denoiser.inChannels == expectedIn, denoiser.outChannels == latent else {
             throw ModelError.invalidConfig(
                 file: unetConfig, key: "in_channels",
-                reason: "\(c.inChannels) in / \(c.outChannels) out, but conditioning_mode \(config.mode.rawValue) with \(latent) latent channels needs \(expectedIn) in / \(latent) out")
+                reason: "\(denoiser.inChannels) in / \(denoiser.outChannels) out, but conditioning_mode \(config.mode.rawValue) with \(latent) latent channels needs \(expectedIn) in / \(latent) out")
         }
         let width = conditioning.outputWidth
-        let expectedWidth = c.encoderHidDim ?? c.crossAttentionDim[0]
-        guard width == expectedWidth else {
+        guard width == denoiser.contextWidth else {
             throw ModelError.invalidConfig(
-                file: unetConfig, key: c.encoderHidDim != nil ? "encoder_hid_dim" : "cross_attention_dim",
-                reason: "is \(expectedWidth) but the text encoder gives \(width) features per token")
+                file: unetConfig, key: denoiser.contextWidthKey,
+                reason: "is \(denoiser.contextWidth) but the text encoder gives \(width) features per token")
         }
     }
 
     /// Images must be a multiple of this (autoencoder downscale × U-Net downsampling);
     /// the stylizer pads to it and crops back.
-    public var sizeMultiple: Int { vae.config.downscale * (1 << (unet.config.blockOutChannels.count - 1)) }
+    public var sizeMultiple: Int { codec.downscale * denoiser.downsamplingFactor }
 }
 
 /// One loaded model per folder in the process, shared by every stream that names it,

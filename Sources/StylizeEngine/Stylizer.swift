@@ -38,10 +38,10 @@ public final class Stylizer: Sendable {
         let m = model.sizeMultiple
         let (ph, pw) = ((h + m - 1) / m * m, (w + m - 1) / m * m)
         let padded = (ph, pw) == (h, w) ? frames : padReplicate(frames, height: ph, width: pw)
-        let scaling = model.vae.config.scalingFactor
+        let scaling = model.codec.scalingFactor
         record(\.other, since: t0)
         t0 = StreamStatistics.now()
-        var source = try model.vae.encode(padded)
+        var source = try model.codec.encode(padded)
         if scaling != 1 { affineInPlace(&source, scale: scaling, shift: 0) }
         record(\.encode, since: t0)
         t0 = StreamStatistics.now()
@@ -56,7 +56,7 @@ public final class Stylizer: Sendable {
                                            noise: { noise(0) })
         for (i, t) in timesteps.enumerated() {
             let input = mode.unetInput(try scheduler.scaleModelInput(x, timestep: t), source: source)
-            let output = try model.unet(UNetInputs(sample: input, timesteps: [t], encoderHiddenStates: context))
+            let output = try model.denoiser(DenoiserInputs(sample: input, timesteps: [t], encoderHiddenStates: context))
             let stepNoise = try scheduler.stepUsesNoise(at: t) ? noise(i + 1) : nil
             x = try scheduler.step(modelOutput: mode.prediction(output, width: x.w), timestep: t, sample: x,
                                    noise: stepNoise).prevSample
@@ -64,7 +64,7 @@ public final class Stylizer: Sendable {
         if scaling != 1 { affineInPlace(&x, scale: 1 / scaling, shift: 0) }
         record(\.unet, since: t0)
         t0 = StreamStatistics.now()
-        var decoded = try model.vae.decode(x)
+        var decoded = try model.codec.decode(x)
         record(\.decode, since: t0)
         t0 = StreamStatistics.now()
         if (ph, pw) != (h, w) { decoded = crop(decoded, height: h, width: w) }

@@ -82,7 +82,7 @@ struct Bench: ParsableCommand {
             case .unet:
                 let unet = try UNet2DConditionModel(directory: model)
                 let c = unet.config
-                var inputs = UNetInputs(
+                var inputs = DenoiserInputs(
                     sample: random([batch, height / 8, width / 8, c.inChannels]),
                     timesteps: Array(repeating: 999, count: batch),
                     encoderHiddenStates: random([batch, tokens, c.encoderHidDim ?? c.crossAttentionDim[0]]))
@@ -94,18 +94,18 @@ struct Bench: ParsableCommand {
                 }
                 call = { _ = try unet(inputs) }
             case .vaeEncode:
-                let vae = try AutoencoderTiny(directory: model)
-                let image = random([batch, height, width, vae.config.inChannels])
+                let vae = try ComponentRegistry.load(directory: model, as: (any LatentCodec).self, role: "latent codec")
+                let image = random([batch, height, width, vae.imageChannels])
                 call = { _ = try vae.encode(image) }
             case .vaeDecode:
-                let vae = try AutoencoderTiny(directory: model)
-                let s = vae.config.downscale
-                let latent = random([batch, height / s, width / s, vae.config.latentChannels])
+                let vae = try ComponentRegistry.load(directory: model, as: (any LatentCodec).self, role: "latent codec")
+                let s = vae.downscale
+                let latent = random([batch, height / s, width / s, vae.latentChannels])
                 call = { _ = try vae.decode(latent) }
             case .element:
                 return
             case .textEncoder:
-                let encoder = try TextEncoder(directory: model)
+                let encoder = try TextEncoder.load(directory: model)
                 let (tokens, images) = try TextEncoderBenchInput.make(
                     encoder: encoder, directory: model, batch: batch, textTokens: tokens, image: imageSize, rng: &rng)
                 call = { _ = try encoder(tokens, images: images) }

@@ -26,14 +26,14 @@ struct InitRandom: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let kind = try ComponentKind.detect(configFile: config)
+            let cls = try ComponentRegistry.detect(configFile: config)
             let source = RandomWeightSource(seed: seed)
-            _ = try kind.instantiate(configFile: config, weights: Weights(source))
+            _ = try cls.init(configFile: config, weights: Weights(source))
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             let target = out + "/config.json"
             if FileManager.default.fileExists(atPath: target) { try FileManager.default.removeItem(atPath: target) }
             try FileManager.default.copyItem(atPath: config, toPath: target)
-            try source.write(to: out + "/" + kind.weightsFileName, half: fp16)
+            try source.write(to: out + "/" + cls.registration.weightsFileName, half: fp16)
             // An image processor config next to the model config travels with it.
             let preprocessor = URL(fileURLWithPath: config).deletingLastPathComponent().appendingPathComponent("preprocessor_config.json").path
             if FileManager.default.fileExists(atPath: preprocessor) {
@@ -41,7 +41,7 @@ struct InitRandom: ParsableCommand {
                 try FileManager.default.copyItem(atPath: preprocessor, toPath: out + "/preprocessor_config.json")
             }
             let parameters = source.recorded.reduce(0) { $0 + $1.values.count }
-            print("wrote \(kind.rawValue) with \(source.recorded.count) tensors, \(parameters) parameters to \(out)")
+            print("wrote \(cls.registration.className) with \(source.recorded.count) tensors, \(parameters) parameters to \(out)")
         }
     }
 }

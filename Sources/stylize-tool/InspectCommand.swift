@@ -27,9 +27,10 @@ struct Inspect: ParsableCommand {
             let c = m.config
             print("model         \(m.path)")
             print("mode          \(c.mode.rawValue), \(c.steps) step(s), strength \(c.strength), scheduler \(type(of: m.scheduler).className)")
-            print("unet          blocks \(m.unet.config.blockOutChannels), in \(m.unet.config.inChannels), cross-attention \(m.unet.config.crossAttentionDim[0])")
-            print("vae           AutoencoderTiny, latent \(m.vae.config.latentChannels) channels, /\(m.vae.config.downscale)")
-            print("encoder       \(m.conditioning.encoder.kindName), hidden \(m.conditioning.encoder.hiddenSize), layers \(c.textEncoder.hiddenLayers)")
+            let d = m.denoiser
+            print("unet          \(d.className), in \(d.inChannels), context \(d.contextWidth), /\(d.downsamplingFactor), \(d.hookableLinears.count) hookable Linears")
+            print("vae           \(m.codec.className), latent \(m.codec.latentChannels) channels, /\(m.codec.downscale)")
+            print("encoder       \(m.conditioning.encoder.className), hidden \(m.conditioning.encoder.hiddenSize), layers \(c.textEncoder.hiddenLayers)")
             print("template      \(c.textEncoder.template.debugDescription)")
             print("default       \(c.defaultPrompt.debugDescription)")
             for s in c.styles { print("style         \(s.name): \(s.prompts.prefix(3).joined(separator: " | "))") }

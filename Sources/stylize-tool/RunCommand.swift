@@ -51,9 +51,9 @@ struct RunUNet: ParsableCommand {
     func run() throws {
         try reportingErrors {
             io.applyThreads()
-            let unet = try UNet2DConditionModel(directory: io.model)
+            let unet = try ComponentRegistry.load(directory: io.model, as: (any Denoiser).self, role: "denoiser")
             let file = try SafeTensorsFile(path: io.input)
-            let inputs = UNetInputs(
+            let inputs = DenoiserInputs(
                 sample: Tensor.fromNCHW(try io.tensor(file, "sample", rank: 4)),
                 timesteps: try file.floats("timestep"),
                 encoderHiddenStates: try io.tensor(file, "encoder_hidden_states", rank: 3),
@@ -75,7 +75,7 @@ struct RunVAEEncode: ParsableCommand {
     func run() throws {
         try reportingErrors {
             io.applyThreads()
-            let vae = try AutoencoderTiny(directory: io.model)
+            let vae = try ComponentRegistry.load(directory: io.model, as: (any LatentCodec).self, role: "latent codec")
             let image = Tensor.fromNCHW(try io.tensor(SafeTensorsFile(path: io.input), "image", rank: 4))
             let latent = try vae.encode(image)
             try SafeTensorsWriter(items: [.init(name: "latent", tensor: latent.toNCHW())]).write(to: io.output)
@@ -92,7 +92,7 @@ struct RunVAEDecode: ParsableCommand {
     func run() throws {
         try reportingErrors {
             io.applyThreads()
-            let vae = try AutoencoderTiny(directory: io.model)
+            let vae = try ComponentRegistry.load(directory: io.model, as: (any LatentCodec).self, role: "latent codec")
             let latent = Tensor.fromNCHW(try io.tensor(SafeTensorsFile(path: io.input), "latent", rank: 4))
             let image = try vae.decode(latent)
             try SafeTensorsWriter(items: [.init(name: "image", tensor: image.toNCHW())]).write(to: io.output)
@@ -116,7 +116,7 @@ struct RunTextEncoder: ParsableCommand {
     func run() throws {
         try reportingErrors {
             io.applyThreads()
-            let encoder = try TextEncoder(directory: io.model)
+            let encoder = try TextEncoder.load(directory: io.model)
             let file = try SafeTensorsFile(path: io.input)
             let tokens = try tokenBatch(file)
             var images: VisionInput? = nil

@@ -43,7 +43,7 @@ final class FuzzRegressionTests: XCTestCase {
             let body = Data(bytes.dropFirst())
             rejectsNaming(name, name) {
                 switch bytes[0] % 7 {
-                case 5, 6: _ = try StylizeConfig(data: body, file: name, encoderKind: bytes[0] % 7 == 5 ? .clip : .qwen3)
+                case 5, 6: _ = try StylizeConfig(data: body, file: name, textEncoderDefaults: bytes[0] % 7 == 5 ? .stableDiffusionCLIP : ConditioningSpec())
                 default:
                     let r = try ConfigReader(data: body, file: name)
                     switch bytes[0] % 7 {

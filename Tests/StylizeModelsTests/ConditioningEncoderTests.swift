@@ -9,7 +9,7 @@ final class ConditioningEncoderTests: XCTestCase {
 
     private func vlEncoder(_ spec: ConditioningSpec) throws -> ConditioningEncoder {
         ConditioningEncoder(tokenizer: try Tokenizer(directory: Fixtures.path("tokenizers", "qwen")),
-                            encoder: try TextEncoder(directory: vlDir), spec: spec)
+                            encoder: try TextEncoder.load(directory: vlDir), spec: spec)
     }
 
     private func fixtureImages() throws -> VisionInput {
@@ -77,7 +77,7 @@ final class ConditioningEncoderTests: XCTestCase {
         let cases = try JSONSerialization.jsonObject(
             with: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("tokenizers", "clip", "cases_sd.json")))) as! [[String: Any]]
         let enc = ConditioningEncoder(tokenizer: try Tokenizer(directory: Fixtures.path("tokenizers", "clip")),
-                                      encoder: try TextEncoder(directory: Fixtures.path("text", "clip_text_a")),
+                                      encoder: try TextEncoder.load(directory: Fixtures.path("text", "clip_text_a")),
                                       spec: .stableDiffusionCLIP)
         for c in cases {
             let tokens = try enc.tokens(prompts: [c["text"] as! String], imageTokens: [nil])

@@ -161,15 +161,15 @@ final class LoadingErrorTests: XCTestCase {
         try original.replacingOccurrences(of: "\"model_type\": \"qwen3\"", with: "\"model_type\": \"llama4\"")
             .replacingOccurrences(of: "\"Qwen3Model\"", with: "\"Llama4Model\"")
             .write(toFile: configPath, atomically: true, encoding: .utf8)
-        assertThrows(try TextEncoder(directory: folder), contains: [configPath, "model_type", "llama4"])
+        assertThrows(try TextEncoder.load(directory: folder), contains: [configPath, "model_type", "llama4"])
         // A config that does not match the weights names the tensor and both shapes.
         try original.replacingOccurrences(of: "\"intermediate_size\": 80", with: "\"intermediate_size\": 96")
             .write(toFile: configPath, atomically: true, encoding: .utf8)
-        assertThrows(try TextEncoder(directory: folder), contains: ["'layers.0.mlp.gate_proj.weight'", "[80, 48]", "[96, 48]"])
+        assertThrows(try TextEncoder.load(directory: folder), contains: ["'layers.0.mlp.gate_proj.weight'", "[80, 48]", "[96, 48]"])
         // GQA that does not divide.
         try original.replacingOccurrences(of: "\"num_key_value_heads\": 1", with: "\"num_key_value_heads\": 4")
             .write(toFile: configPath, atomically: true, encoding: .utf8)
-        assertThrows(try TextEncoder(directory: folder), contains: [configPath, "num_key_value_heads"])
+        assertThrows(try TextEncoder.load(directory: folder), contains: [configPath, "num_key_value_heads"])
     }
 
     func testMissingFilesAreNamed() throws {

@@ -30,10 +30,11 @@ public enum TinyModelFolder {
         {"_class_name": "\(scheduler)", "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
          "beta_schedule": "scaled_linear", "timestep_spacing": "trailing"\(schedulerExtra)}
         """)
-        for (component, kind) in [("unet", ComponentKind.unet), ("vae", .autoencoderTiny)] {
+        for component in ["unet", "vae"] {
             let source = RandomWeightSource(seed: seed)
-            _ = try kind.instantiate(configFile: dir + "/\(component)/config.json", weights: Weights(source))
-            try source.write(to: dir + "/\(component)/" + kind.weightsFileName, half: false)
+            let cls = try ComponentRegistry.detect(configFile: dir + "/\(component)/config.json")
+            _ = try cls.init(configFile: dir + "/\(component)/config.json", weights: Weights(source))
+            try source.write(to: dir + "/\(component)/" + cls.registration.weightsFileName, half: false)
         }
         try fm.copyItem(atPath: fixtures + "/text/qwen3_vl", toPath: dir + "/text_encoder")
         try fm.copyItem(atPath: fixtures + "/tokenizers/qwen", toPath: dir + "/tokenizer")

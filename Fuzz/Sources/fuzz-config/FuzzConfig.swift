@@ -12,7 +12,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let body = Data(bytes: data + 1, count: size - 1)
     switch data[0] % 7 {
     case 5, 6:
-        _ = try? StylizeConfig(data: body, file: "stylize.json", encoderKind: data[0] % 7 == 5 ? .clip : .qwen3)
+        _ = try? StylizeConfig(data: body, file: "stylize.json", textEncoderDefaults: data[0] % 7 == 5 ? .stableDiffusionCLIP : ConditioningSpec())
     default:
         guard let r = try? ConfigReader(data: body, file: "config.json") else { return 0 }
         switch data[0] % 7 {

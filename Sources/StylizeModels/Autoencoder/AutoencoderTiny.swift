@@ -122,7 +122,7 @@ public struct DecoderTiny: Sendable {
 /// `encode(x).latents` / `decode(z).sample` return: raw latents, no scaling_factor
 /// (pipelines apply that) and no latent_magnitude/latent_shift (those belong to
 /// `scale_latents` / `unscale_latents`, offered separately for 8-bit storage).
-public final class AutoencoderTiny: Sendable {
+public final class AutoencoderTiny: LatentCodec {
     public let config: AutoencoderTinyConfig
     public let encoder: EncoderTiny
     public let decoder: DecoderTiny
@@ -141,6 +141,11 @@ public final class AutoencoderTiny: Sendable {
         try self.init(config: config, weights: Weights(source))
         try source.checkAllUsed()
     }
+
+    public var imageChannels: Int { config.inChannels }
+    public var latentChannels: Int { config.latentChannels }
+    public var downscale: Int { config.downscale }
+    public var scalingFactor: Float { config.scalingFactor }
 
     /// NHWC image in [-1, 1] → NHWC latent.
     public func encode(_ image: Tensor) throws -> Tensor {

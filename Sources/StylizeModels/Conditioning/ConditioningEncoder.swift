@@ -4,16 +4,16 @@ import StylizeCore
 /// `encoder_hidden_states` out. Several prompts are encoded in one batched forward pass.
 public final class ConditioningEncoder: Sendable {
     public let tokenizer: Tokenizer
-    public let encoder: TextEncoder
+    public let encoder: any TextEncoderModel
     public let spec: ConditioningSpec
     public let imageProcessor: Qwen2VLImageProcessor?
 
-    public init(tokenizer: Tokenizer, encoder: TextEncoder, spec: ConditioningSpec,
+    public init(tokenizer: Tokenizer, encoder: any TextEncoderModel, spec: ConditioningSpec,
                 imageProcessor: Qwen2VLImageProcessor? = nil) {
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.spec = spec
-        self.imageProcessor = imageProcessor ?? (encoder.acceptsImages ? Qwen2VLImageProcessor.forQwen3VL(encoder) : nil)
+        self.imageProcessor = imageProcessor ?? encoder.vision.map(Qwen2VLImageProcessor.forQwen3VL)
     }
 
     /// Output width: the encoder's hidden size times the number of selected layers.
@@ -29,9 +29,8 @@ public final class ConditioningEncoder: Sendable {
             // Split around {image} so the vision block is inserted as ids, never re-tokenized.
             let pieces = spec.template.components(separatedBy: "{image}")
             for (i, piece) in pieces.enumerated() {
-                if i > 0, let count, case .qwen3VL(let m) = encoder {
-                    ids += [m.config.visionStartTokenId] + Array(repeating: m.config.imageTokenId, count: count)
-                        + [m.config.visionEndTokenId]
+                if i > 0, let count, let v = encoder.vision {
+                    ids += [v.visionStartTokenId] + Array(repeating: v.imageTokenId, count: count) + [v.visionEndTokenId]
                 }
                 let text = piece.replacingOccurrences(of: "{prompt}", with: prompt)
                 if !text.isEmpty { ids += tokenizer.encode(text, addSpecialTokens: false) }
@@ -77,9 +76,9 @@ public final class ConditioningEncoder: Sendable {
         }
         var vision: VisionInput? = nil
         var counts = [Int?](repeating: nil, count: prompts.count)
-        if !images.isEmpty, let imageProcessor, case .qwen3VL(let m) = encoder {
+        if !images.isEmpty, let imageProcessor, let layout = encoder.vision {
             let v = try imageProcessor(images)
-            let merge = m.config.vision.spatialMergeSize
+            let merge = layout.spatialMergeSize
             for (k, owner) in owners.enumerated() { counts[owner] = v.grids[k].patches / (merge * merge) }
             vision = v
         }
@@ -122,13 +121,11 @@ public final class ConditioningEncoder: Sendable {
 
 extension Qwen2VLImageProcessor {
     /// Qwen3-VL's shipped preprocessing (patch from the vision config, mean/std 0.5).
-    static func forQwen3VL(_ encoder: TextEncoder) -> Qwen2VLImageProcessor {
+    static func forQwen3VL(_ layout: VisionTokenLayout) -> Qwen2VLImageProcessor {
         var p = Qwen2VLImageProcessor()
-        if case .qwen3VL(let m) = encoder {
-            p.patchSize = m.config.vision.patchSize
-            p.temporalPatchSize = m.config.vision.temporalPatchSize
-            p.mergeSize = m.config.vision.spatialMergeSize
-        }
+        p.patchSize = layout.patchSize
+        p.temporalPatchSize = layout.temporalPatchSize
+        p.mergeSize = layout.spatialMergeSize
         p.imageMean = [0.5, 0.5, 0.5]
         p.imageStd = [0.5, 0.5, 0.5]
         p.minPixels = 4 * 4 * p.patchSize * p.patchSize

@@ -117,3 +117,19 @@ public struct Transformer2DModel: Sendable {
         return out
     }
 }
+
+extension Array where Element == Transformer2DModel {
+    /// The Linears whose input is the block's token grid (self-attention's q/k/v and
+    /// cross-attention's q), the ones an input hook can condition per token.
+    func hookableLinears(block: DenoiserBlock, latentDownscale: Int) -> [HookableLinear] {
+        enumerated().flatMap { j, transformer in
+            transformer.blocks.flatMap { b in
+                // With only_cross_attention, attn1's k/v read the text context instead.
+                (b.onlyCrossAttention ? [b.attn1.toQ, b.attn2.toQ] : [b.attn1.toQ, b.attn1.toK, b.attn1.toV, b.attn2.toQ]).map {
+                    HookableLinear(name: $0.name, inFeatures: $0.kernel.inFeatures, block: block, attention: j,
+                                   latentDownscale: latentDownscale)
+                }
+            }
+        }
+    }
+}

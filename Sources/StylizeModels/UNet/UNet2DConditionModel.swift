@@ -1,35 +1,8 @@
 import Foundation
 import StylizeCore
 
-/// Inputs of one U-Net call, NHWC inside.
-public struct UNetInputs: Sendable {
-    /// Noisy latents, NHWC [B, H, W, in_channels].
-    public var sample: Tensor
-    /// One timestep per sample, or a single one for the whole batch.
-    public var timesteps: [Float]
-    /// [B, T, D]: D = cross_attention_dim, or encoder_hid_dim when the model projects it.
-    public var encoderHiddenStates: Tensor
-    /// LCM-style guidance embedding, [B, time_cond_proj_dim].
-    public var timestepCond: Tensor?
-    /// SDXL-style `text_time` conditioning: [B, E] and [B, k].
-    public var textEmbeds: Tensor?
-    public var timeIds: Tensor?
-    /// Adapters attached for this call (ControlNet-LLLite's input hooks); nil: none.
-    public var linearHooks: LinearInputHooks?
-
-    public init(sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
-                timestepCond: Tensor? = nil, textEmbeds: Tensor? = nil, timeIds: Tensor? = nil) {
-        self.sample = sample
-        self.timesteps = timesteps
-        self.encoderHiddenStates = encoderHiddenStates
-        self.timestepCond = timestepCond
-        self.textEmbeds = textEmbeds
-        self.timeIds = timeIds
-    }
-}
-
 /// diffusers `UNet2DConditionModel`, same module tree and weight names.
-public final class UNet2DConditionModel: Sendable {
+public final class UNet2DConditionModel: Denoiser {
     public let config: UNet2DConditionConfig
     let convIn: Conv2d
     let timeProj: Timesteps
@@ -42,6 +15,7 @@ public final class UNet2DConditionModel: Sendable {
     let upBlocks: [UpBlock]
     let convNormOut: GroupNorm
     let convOut: Conv2d
+    public let hookableLinears: [HookableLinear]
 
     public init(config c: UNet2DConditionConfig, weights w: Weights) throws {
         config = c
@@ -144,6 +118,15 @@ public final class UNet2DConditionModel: Sendable {
                                     eps: c.normEps)
         convOut = try Conv2d(w["conv_out"], inChannels: c.blockOutChannels[0], outChannels: c.outChannels,
                              kernelSize: c.convOutKernel, padding: (c.convOutKernel - 1) / 2)
+        var hookable: [HookableLinear] = []
+        for (i, block) in downBlocks.enumerated() {
+            hookable += block.attentions.hookableLinears(block: .down(i), latentDownscale: 1 << i)
+        }
+        hookable += (midBlock?.attentions ?? []).hookableLinears(block: .mid, latentDownscale: 1 << (blocks - 1))
+        for (i, block) in upBlocks.enumerated() {
+            hookable += block.attentions.hookableLinears(block: .up(i), latentDownscale: 1 << (blocks - 1 - i))
+        }
+        hookableLinears = hookable
     }
 
     private static func checkHeads(_ channels: Int, _ spec: CrossAttentionSpec?, block: String) throws {
@@ -161,8 +144,15 @@ public final class UNet2DConditionModel: Sendable {
         try source.checkAllUsed()
     }
 
+    public var inChannels: Int { config.inChannels }
+    public var outChannels: Int { config.outChannels }
+    public var contextWidth: Int { config.encoderHidDim ?? config.crossAttentionDim[0] }
+    public var contextWidthKey: String { config.encoderHidDim != nil ? "encoder_hid_dim" : "cross_attention_dim" }
+    public var downsamplingFactor: Int { 1 << (config.blockOutChannels.count - 1) }
+    public var layersPerBlock: Int { config.layersPerBlock[0] }
+
     /// The predicted noise / velocity / sample, NHWC [B, H, W, out_channels].
-    public func callAsFunction(_ inputs: UNetInputs) throws -> Tensor {
+    public func callAsFunction(_ inputs: DenoiserInputs) throws -> Tensor {
         let c = config
         var sample = inputs.sample
         let batch = sample.n
@@ -224,7 +214,7 @@ public final class UNet2DConditionModel: Sendable {
         return cond
     }
 
-    private func textTimeEmbeds(_ inputs: UNetInputs, batch: Int, addTimeProj: Timesteps) throws -> Tensor {
+    private func textTimeEmbeds(_ inputs: DenoiserInputs, batch: Int, addTimeProj: Timesteps) throws -> Tensor {
         guard let textEmbeds = inputs.textEmbeds else {
             throw ModelError.invalidInput(name: "text_embeds", reason: "required by addition_embed_type 'text_time'")
         }
