@@ -106,6 +106,7 @@ final class EngineSlot: @unchecked Sendable {
         e.stop()
         e.onConditioningActivated = nil
         e.onError = nil
+        e.onControlEvent = nil
     }
 }
 

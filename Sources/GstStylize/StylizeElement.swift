@@ -171,10 +171,10 @@ final class StylizeElement {
             return true
         }
         let s = settingsLock.withLock { settings }
-        // Left unset, steps and strength are the loaded model's.
-        if p.spec.modelDefault, !s.explicitlySet.contains(p), let e = engines.engine {
-            let m = StylizeSettings(s, model: e.modelDefaults)
-            PropertyBridge.write(p == .steps ? .uint(UInt32(m.steps)) : .float(m.strength), into: value)
+        // Left unset, these are the loaded model's.
+        if p.spec.modelDefault, !s.explicitlySet.contains(p), let e = engines.engine,
+           let v = StylizeSettings(s, model: e.modelDefaults).value(of: p) {
+            PropertyBridge.write(v, into: value)
         } else if let v = s[p] {
             PropertyBridge.write(v, into: value)
         }
@@ -220,6 +220,27 @@ final class StylizeElement {
         e.onError = { [weak self] error in
             self?.engineFailed("Could not encode the prompt: \(error)", kind: .libraryFailed)
         }
+        e.onControlEvent = { [weak self] event in
+            guard let self else { return }
+            // The stream goes on in every case: a bad file is reported, not fatal.
+            switch event {
+            case .activated(let path, let frame): self.controlChanged(path: path, frame: frame)
+            case .removed(let frame): self.controlChanged(path: "", frame: frame)
+            case .failed(let path, let message):
+                self.postError(.resourceNotFound, "Could not load control adapter '\(path)': \(message)")
+            }
+        }
+    }
+
+    /// A `stylize-control` element message: the adapter (path, "" for none) in use from
+    /// stream frame `frame` on.
+    private func controlChanged(path: String, frame: Int) {
+        log(GST_LEVEL_INFO, element, path.isEmpty ? "control adapter off from frame \(frame)"
+                                                  : "control adapter '\(path)' active from frame \(frame)")
+        let s = gst_structure_new_empty("stylize-control")!
+        stylize_structure_set_string(s, "path", path)
+        stylize_structure_set_uint64(s, "frame", guint64(max(0, frame)))
+        postApplicationStructure(s)
     }
 
     /// An error from the engine: posted once; the stream then returns ERROR upstream.

@@ -16,6 +16,10 @@ public struct StylizeSettings: Sendable, Equatable {
     /// 0 disables; otherwise the mean absolute difference (on a 0–1 scale) below which a
     /// frame reuses the previous output.
     public var similaritySkip: Float = ElementProperty.similaritySkip.defaultFloat
+    /// The control adapter ("" none; see `StylizeModel.controlLocation`).
+    public var control: String = ""
+    public var controlStrength: Float = ElementProperty.controlStrength.defaultFloat
+    public var controlRefreshInterval: Int = ElementProperty.controlRefreshInterval.defaultInt
 
     public init() {}
 
@@ -29,6 +33,22 @@ public struct StylizeSettings: Sendable, Equatable {
         fixedNoise = s.bool(.fixedNoise)
         refreshInterval = s.int(.refreshInterval)
         similaritySkip = s.float(.similaritySkip)
+        control = s.explicitlySet.contains(.control) ? s.string(.control) : model.control
+        controlStrength = s.explicitlySet.contains(.controlStrength) ? s.float(.controlStrength) : model.controlStrength
+        controlRefreshInterval = s.explicitlySet.contains(.controlRefreshInterval)
+            ? s.int(.controlRefreshInterval) : model.controlRefreshInterval
+    }
+
+    /// A `modelDefault` property's value in these settings (what reading it gives).
+    public func value(of p: ElementProperty) -> PropertyValue? {
+        switch p {
+        case .steps: return .uint(UInt32(steps))
+        case .strength: return .float(strength)
+        case .control: return .string(control)
+        case .controlStrength: return .float(controlStrength)
+        case .controlRefreshInterval: return .uint(UInt32(controlRefreshInterval))
+        default: return nil
+        }
     }
 }
 
@@ -54,6 +74,9 @@ public protocol StreamEngine: AnyObject, Sendable {
     var onConditioningActivated: (@Sendable (String, Double) -> Void)? { get set }
     /// Called (from the side thread) when conditioning fails.
     var onError: (@Sendable (Error) -> Void)? { get set }
+    /// Called when the control adapter changes at a batch, or fails to load (the stream
+    /// then runs without one).
+    var onControlEvent: (@Sendable (ControlEvent) -> Void)? { get set }
 }
 
 /// How the element obtains an engine for its `model` property. The engine library installs

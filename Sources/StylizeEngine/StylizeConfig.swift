@@ -29,6 +29,8 @@ public struct StylizeConfig: Sendable {
     public var steps = 1
     public var strength: Float = 0.5
     public var styles: [StyleEntry] = []
+    /// The model's control adapter, if it ships one.
+    public var control: ControlSpec?
 
     public init() {}
 
@@ -66,6 +68,11 @@ public struct StylizeConfig: Sendable {
         }
         guard strength > 0 && strength <= 1 else {
             throw ModelError.invalidConfig(file: file, key: "strength", reason: "must be in (0, 1], is \(strength)")
+        }
+        if case .object(let o)? = r.raw("control") {
+            control = try ControlSpec(ConfigReader(object: o, file: file + " (control)"))
+        } else if r.has("control") {
+            throw ModelError.invalidConfig(file: file, key: "control", reason: "must be an object")
         }
         if case .array(let list)? = r.raw("styles") {
             styles = try list.enumerated().map { i, v in

@@ -28,9 +28,16 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         get { callbackLock.withLock { _onError } }
         set { callbackLock.withLock { _onError = newValue } }
     }
+    public var onControlEvent: (@Sendable (ControlEvent) -> Void)? {
+        get { callbackLock.withLock { _onControlEvent } }
+        set { callbackLock.withLock { _onControlEvent = newValue } }
+    }
     private let callbackLock = NSLock()
     private var _onActivated: (@Sendable (String, Double) -> Void)?
     private var _onError: (@Sendable (Error) -> Void)?
+    private var _onControlEvent: (@Sendable (ControlEvent) -> Void)?
+    /// This stream's control adapter and its kept conditioning.
+    private let control: ControlState
 
     /// Orders every prompt change that reaches the side thread (setPrompt, a batch's
     /// settings, start), so the last one decided is the last one applied.
@@ -54,6 +61,8 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         self.model = model
         self.stylizer = Stylizer(model: model)
         self.backend = conditioningBackend ?? model.conditioning
+        self.control = ControlState(model: model)
+        control.onEvent = { [weak self] event in self?.onControlEvent?(event) }
     }
 
     /// Loads (or shares) the model folder at `path`.
@@ -72,6 +81,11 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         var s = StylizeSettings()
         s.steps = model.config.steps
         s.strength = model.config.strength
+        if let c = model.config.control {
+            s.control = c.weights
+            s.controlStrength = c.multiplier
+            s.controlRefreshInterval = c.refreshInterval
+        }
         return s
     }
 
@@ -103,6 +117,9 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
     }
 
     public func start(settings: StylizeSettings) throws {
+        // The adapter a stream starts with applies from its first frame.
+        control.resetStream()
+        control.request(settings.control, synchronously: true)
         let s = ConditioningService(backend: backend, modelID: model.path, prompt: resolved(settings.prompt),
                                     refreshInterval: settings.refreshInterval)
         s.onActivated = { [weak self] p, seconds in
@@ -166,6 +183,11 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
             let wanted = resolved(settings.prompt)
             if arbiter.batchMayApplySettings(), service.prompt != wanted { service.setPrompt(wanted) }
         }
+        control.request(settings.control, synchronously: false)
+        let adapters = control.adapterForBatch(firstFrame: first).map {
+            ControlBatch(state: control, control: $0, strength: settings.controlStrength,
+                         refreshInterval: settings.controlRefreshInterval)
+        }
         // Vision-aware encoders see the newest frame of the batch.
         service.offerFrame(RGBImage(tensor: frames, index: b - 1), index: first + b - 1)
         guard let conditioning = try service.current() ?? service.waitForFirst() else {
@@ -178,7 +200,7 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         guard settings.similaritySkip > 0 else {
             // The common case: no per-frame copies, the batch goes straight through.
             let out = try stylizer.process(frames, conditioning: conditioning.tensor, settings: settings,
-                                           frameIndices: (0..<b).map { first + $0 })
+                                           frameIndices: (0..<b).map { first + $0 }, adapters: adapters)
             finishBatch(started: t0, frames: b, skipped: 0, reference: (nil, nil))
             return out
         }
@@ -208,7 +230,7 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
                 batch.data.replaceSubrange((k * perFrame)..<((k + 1) * perFrame), with: frames.data[(i * perFrame)..<((i + 1) * perFrame)])
             }
             let result = try stylizer.process(batch, conditioning: conditioning.tensor, settings: settings,
-                                              frameIndices: compute.map { first + $0 })
+                                              frameIndices: compute.map { first + $0 }, adapters: adapters)
             for (k, i) in compute.enumerated() {
                 out.data.replaceSubrange((i * perFrame)..<((i + 1) * perFrame), with: result.data[(k * perFrame)..<((k + 1) * perFrame)])
             }

@@ -30,8 +30,9 @@ public final class Stylizer: Sendable {
     ///   - frames: NHWC [B, H, W, 3] in [-1, 1].
     ///   - conditioning: [T, D], shared by the batch.
     ///   - frameIndices: stream position of each frame (seeds per-frame noise).
+    ///   - adapters: the batch's adapter hooks (a control adapter), if any.
     public func process(_ frames: Tensor, conditioning: Tensor, settings: StylizeSettings,
-                        frameIndices: [Int]) throws -> Tensor {
+                        frameIndices: [Int], adapters: (any BatchAdapters)? = nil) throws -> Tensor {
         let (b, h, w) = (frames.n, frames.h, frames.w)
         times.withLock { $0.frames += b }
         var t0 = StreamStatistics.now()
@@ -46,6 +47,7 @@ public final class Stylizer: Sendable {
         record(\.encode, since: t0)
         t0 = StreamStatistics.now()
         let context = repeatBatch(conditioning, b)
+        let hooks = try adapters?.hooks(padded: padded, latentHeight: source.h, latentWidth: source.w)
 
         var scheduler = model.scheduler
         let latentShape = source.shape
@@ -56,7 +58,8 @@ public final class Stylizer: Sendable {
                                            noise: { noise(0) })
         for (i, t) in timesteps.enumerated() {
             let input = mode.unetInput(try scheduler.scaleModelInput(x, timestep: t), source: source)
-            let output = try model.denoiser(DenoiserInputs(sample: input, timesteps: [t], encoderHiddenStates: context))
+            let output = try model.denoiser(DenoiserInputs(sample: input, timesteps: [t], encoderHiddenStates: context,
+                                                           linearHooks: hooks))
             let stepNoise = try scheduler.stepUsesNoise(at: t) ? noise(i + 1) : nil
             x = try scheduler.step(modelOutput: mode.prediction(output, width: x.w), timestep: t, sample: x,
                                    noise: stepNoise).prevSample
@@ -66,6 +69,7 @@ public final class Stylizer: Sendable {
         t0 = StreamStatistics.now()
         var decoded = try model.codec.decode(x)
         record(\.decode, since: t0)
+        adapters?.decoded(decoded)
         t0 = StreamStatistics.now()
         if (ph, pw) != (h, w) { decoded = crop(decoded, height: h, width: w) }
         clampInPlace(&decoded)
@@ -108,6 +112,13 @@ public final class Stylizer: Sendable {
         var rng = SplitMix64(seed: seed)
         for i in buffer.indices { buffer[i] = rng.normal() }
     }
+}
+
+/// Adapters attached to one batch: their input hooks, from the batch's frames at the
+/// padded size the denoiser sees, and the decoded output (padded) once it exists.
+public protocol BatchAdapters {
+    func hooks(padded: Tensor, latentHeight: Int, latentWidth: Int) throws -> LinearInputHooks?
+    func decoded(_ output: Tensor)
 }
 
 // MARK: - tensor plumbing

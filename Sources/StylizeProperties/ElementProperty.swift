@@ -17,6 +17,9 @@ public enum ElementProperty: Int, CaseIterable, Sendable {
     case similaritySkip
     case threads
     case passthrough
+    case control
+    case controlStrength
+    case controlRefreshInterval
     case stats
 
     public var spec: PropertySpec {
@@ -107,6 +110,32 @@ public enum ElementProperty: Int, CaseIterable, Sendable {
                     + "to compare with the effect or pause it without relinking",
                 kind: .bool(default: false), mutability: .playing,
                 readme: ("", "any state; from the next batch"))
+        case .control:
+            return PropertySpec(
+                "control", nick: "Control adapter",
+                blurb: "ControlNet-LLLite adapter: a .safetensors path (sd-scripts or diffusers-port names), a name "
+                    + "in the model's controlnet_lllite/ folder, or \"\" for none. Unset: the model's own (stylize.json "
+                    + "\"control\"), else none. Changing it while running loads the file in the background and "
+                    + "switches at a batch boundary; a file that fails to load posts an error and the stream goes on "
+                    + "without an adapter",
+                kind: .string(default: ""), mutability: .playing, modelDefault: true,
+                readme: ("unset: the model's `control` (stylize.json), else none",
+                         "any state (loads in the background, switches at a batch boundary)"))
+        case .controlStrength:
+            return PropertySpec(
+                "control-strength", nick: "Control strength",
+                blurb: "Multiplier of the control adapter's effect (0: off). Unset: the model's own (stylize.json "
+                    + "\"control\".\"multiplier\", else 1)",
+                kind: .float(0...2, default: 1), mutability: .playing, modelDefault: true,
+                readme: ("unset: the model's `control.multiplier`", "any state"))
+        case .controlRefreshInterval:
+            return PropertySpec(
+                "control-refresh-interval", nick: "Control refresh interval",
+                blurb: "Batches between re-computations of the control adapter's conditioning network, from the "
+                    + "batch's newest frame (1: every batch, each frame conditioned by its own image). Unset: the "
+                    + "model's own (stylize.json \"control\".\"refresh_interval\", else 8)",
+                kind: .uint(1...10000, default: 8), mutability: .playing, modelDefault: true,
+                readme: ("batches; unset: the model's `control.refresh_interval`", "any state"))
         case .stats:
             return PropertySpec(
                 "stats", nick: "Statistics",

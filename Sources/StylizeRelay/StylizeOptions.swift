@@ -23,6 +23,9 @@ public struct StylizeOptions: ParsableArguments {
     @Option(help: Self.help(.refreshInterval)) var refreshInterval: String?
     @Option(help: Self.help(.threads)) var threads: String?
     @Flag(inversion: .prefixedNo, help: Self.help(.passthrough)) var passthrough: Bool?
+    @Option(help: Self.help(.control)) var control: String?
+    @Option(help: Self.help(.controlStrength)) var controlStrength: String?
+    @Option(help: Self.help(.controlRefreshInterval)) var controlRefreshInterval: String?
 
     public init() {}
 
@@ -32,7 +35,8 @@ public struct StylizeOptions: ParsableArguments {
         [(.model, model), (.prompt, prompt), (.batchSize, batchSize), (.steps, steps), (.strength, strength),
          (.seed, seed), (.fixedNoise, fixedNoise.map { $0 ? "true" : "false" }), (.refreshInterval, refreshInterval),
          (.maxBatchWait, maxBatchWait), (.similaritySkip, similaritySkip), (.threads, threads),
-         (.passthrough, passthrough.map { $0 ? "true" : "false" })]
+         (.passthrough, passthrough.map { $0 ? "true" : "false" }), (.control, control),
+         (.controlStrength, controlStrength), (.controlRefreshInterval, controlRefreshInterval)]
     }
 
     /// The element properties these options cover (every writable one; a test checks).

@@ -17,6 +17,9 @@ struct Bench: ParsableCommand {
         videotestsrc ! RGBx ! stylize ! fakesink sync=false and prints fps, p50/p95 frame
         latency (chain to push), the per-stage split and whether the hot path allocated;
         --size is the frame size.
+        --control FILE attaches a ControlNet-LLLite: unet times calls with and without it,
+        interleaved, and prints the added time; element sets the element's control property
+        (with --control-refresh-interval).
         """)
 
     enum Component: String, ExpressibleByArgument, CaseIterable {
@@ -43,6 +46,10 @@ struct Bench: ParsableCommand {
     var frames: Int = 96
     @Option(help: "element: frames between re-encodings of the prompt with a fresh frame on the side thread (0: the encoder stays idle).")
     var refreshInterval: Int = 30
+    @Option(help: "unet / element: a ControlNet-LLLite (.safetensors) to attach.")
+    var control: String?
+    @Option(help: "element: batches between re-computations of the control conditioning.")
+    var controlRefreshInterval: Int?
     @Flag(help: "Also print where one call's time goes, per kind of operation.")
     var profile = false
     @Flag(help: "Keep every 3x3 convolution on im2col + sgemm (no Winograd), for A/B runs.")
@@ -74,10 +81,12 @@ struct Bench: ParsableCommand {
             }
             if component == .element {
                 try ElementBench.run(model: model, width: width, height: height, batch: batch, frames: frames,
-                                     refreshInterval: refreshInterval, threads: threads)
+                                     refreshInterval: refreshInterval, threads: threads, control: control,
+                                     controlRefreshInterval: controlRefreshInterval)
                 return
             }
-            let call: () throws -> Void
+            var call: () throws -> Void
+            var withoutControl: (() throws -> Void)? = nil
             switch component {
             case .unet:
                 let unet = try UNet2DConditionModel(directory: model)
@@ -93,6 +102,17 @@ struct Bench: ParsableCommand {
                     inputs.textEmbeds = random([batch, p - 6 * a])
                 }
                 call = { _ = try unet(inputs) }
+                if let control {
+                    // The conditioning network runs once here, as the element runs it once per refresh.
+                    let adapter = try ControlNetLLLite(file: control, denoiser: unet, imageDownscale: 8, blocks: .all)
+                    let plain = inputs
+                    inputs.linearHooks = try adapter.condition(images: random([batch, height, width, 3]),
+                                                               latentHeight: height / 8, latentWidth: width / 8)
+                        .hooks(multiplier: 1)
+                    let hooked = inputs
+                    call = { _ = try unet(hooked) }
+                    withoutControl = { _ = try unet(plain) }
+                }
             case .vaeEncode:
                 let vae = try ComponentRegistry.load(directory: model, as: (any LatentCodec).self, role: "latent codec")
                 let image = random([batch, height, width, vae.imageChannels])
@@ -111,13 +131,20 @@ struct Bench: ParsableCommand {
                 call = { _ = try encoder(tokens, images: images) }
             }
             let flops = try FlopCounter.count(call)  // doubles as warm-up
-            var times: [Double] = []
-            for _ in 0..<max(1, repeats) {
+            try withoutControl?()
+            func timed(_ f: () throws -> Void) throws -> Double {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                try call()
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                try f()
+                return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            }
+            var times: [Double] = []
+            var plainTimes: [Double] = []
+            for _ in 0..<max(1, repeats) {
+                times.append(try timed(call))
+                if let withoutControl { plainTimes.append(try timed(withoutControl)) }  // interleaved A/B
             }
             times.sort()
+            plainTimes.sort()
             let median = times[times.count / 2]
             let effective = Double(flops) / median / 1e9
             let peak = BLAS.measureSgemmPeak()
@@ -135,6 +162,11 @@ struct Bench: ParsableCommand {
             print(String(format: "effective     %.1f GFLOP/s", effective))
             print(String(format: "sgemm peak    %.1f GFLOP/s (OpenBLAS, 1536^3, same run)", peak))
             print(String(format: "ratio         %.1f%% of sgemm peak", 100 * effective / peak))
+            if !plainTimes.isEmpty {
+                let plain = plainTimes[plainTimes.count / 2]
+                print(String(format: "control       %.3f s with the LLLite, %.3f s without (interleaved medians): +%.1f%%",
+                             median, plain, 100 * (median / plain - 1)))
+            }
             if profile {
                 let (kinds, total) = try OpProfile.measure(call)
                 print(String(format: "profile       one call, %.3f s:", total))

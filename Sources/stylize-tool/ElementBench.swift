@@ -9,7 +9,7 @@ import StylizeModels
 /// gst-launch, measured from the end of the second batch (warm-up) to the last frame.
 enum ElementBench {
     static func run(model: String, width: Int, height: Int, batch: Int, frames: Int, refreshInterval: Int,
-                    threads: Int?) throws {
+                    threads: Int?, control: String? = nil, controlRefreshInterval: Int? = nil) throws {
         // Three batches: two queued behind one running is the most the element holds, so
         // every buffer the hot path needs has been drawn once by then.
         let warmup = 3 * batch
@@ -17,7 +17,10 @@ enum ElementBench {
         let pipeline = try InProcessPipeline(
             "videotestsrc num-buffers=\(total) pattern=ball ! video/x-raw,format=RGBx,width=\(width),height=\(height),framerate=30/1 "
             + "! stylize name=stylize model=\"\(model)\" batch-size=\(batch) refresh-interval=\(refreshInterval)"
-            + (threads.map { " threads=\($0)" } ?? "") + " ! fakesink name=sink sync=false")
+            + (threads.map { " threads=\($0)" } ?? "")
+            + (control.map { " control=\"\($0)\"" } ?? "")
+            + (controlRefreshInterval.map { " control-refresh-interval=\($0)" } ?? "")
+            + " ! fakesink name=sink sync=false")
         // The element's engine, for its per-stage times (the loader the plugin installed, wrapped).
         let made = EngineCapture()
         let load = StreamEngineFactory.make
@@ -54,6 +57,9 @@ enum ElementBench {
         let stats = engine.statistics.snapshot()
         print("element       \(model), \(width)x\(height), batch \(batch), \(measured) frames through "
               + "videotestsrc ! stylize ! fakesink (in process)")
+        if let control {
+            print("control       \(control), conditioning refreshed every \(controlRefreshInterval.map(String.init) ?? "(model default)") batches")
+        }
         print(String(format: "fps           %.1f (%.3f s)", Double(measured) / wall, wall))
         print(String(format: "latency       p50 %.0f ms, p95 %.0f ms (chain to push); batch compute p50 %.0f ms",
                      1000 * stats.latencyP50, 1000 * stats.latencyP95, 1000 * stats.batchSecondsP50))

@@ -45,21 +45,36 @@ struct RunUNet: ParsableCommand {
         IN holds sample [B,C,H,W] f32, timestep [B] (f32 or i64), encoder_hidden_states [B,T,D],
         and when the config needs them time_ids / text_embeds (addition_embed_type "text_time")
         and timestep_cond (time_cond_proj_dim). OUT holds sample [B,C,H,W] f32.
+        With --control FILE (a ControlNet-LLLite), IN also holds control_image [B,3,H',W'] (or
+        [1,3,H',W'], shared by the batch), fed to the conditioning network as it is (sd-scripts
+        feeds images scaled to [-1, 1]), and optionally control_multiplier (scalar, default 1).
+        Every module in the file is applied (down, mid and up blocks alike).
         """)
     @OptionGroup var io: ComponentIO
+    @Option(help: "ControlNet-LLLite weights (.safetensors) to attach.")
+    var control: String?
+    @Option(help: "Pixels per latent cell of the model's autoencoder (checks each LLLite module's token grid).")
+    var imageDownscale: Int = 8
 
     func run() throws {
         try reportingErrors {
             io.applyThreads()
             let unet = try ComponentRegistry.load(directory: io.model, as: (any Denoiser).self, role: "denoiser")
             let file = try SafeTensorsFile(path: io.input)
-            let inputs = DenoiserInputs(
+            var inputs = DenoiserInputs(
                 sample: Tensor.fromNCHW(try io.tensor(file, "sample", rank: 4)),
                 timesteps: try file.floats("timestep"),
                 encoderHiddenStates: try io.tensor(file, "encoder_hidden_states", rank: 3),
                 timestepCond: try io.optionalTensor(file, "timestep_cond"),
                 textEmbeds: try io.optionalTensor(file, "text_embeds"),
                 timeIds: try io.optionalTensor(file, "time_ids"))
+            if let control {
+                let adapter = try ControlNetLLLite(file: control, denoiser: unet, imageDownscale: imageDownscale, blocks: .all)
+                let image = Tensor.fromNCHW(try io.tensor(file, "control_image", rank: 4))
+                let multiplier = file.entries["control_multiplier"] == nil ? 1 : try file.floats("control_multiplier")[0]
+                inputs.linearHooks = try adapter.condition(images: image, latentHeight: inputs.sample.h, latentWidth: inputs.sample.w)
+                    .hooks(multiplier: multiplier)
+            }
             let out = try unet(inputs)
             try SafeTensorsWriter(items: [.init(name: "sample", tensor: out.toNCHW())]).write(to: io.output)
         }

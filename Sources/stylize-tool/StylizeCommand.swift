@@ -22,6 +22,10 @@ struct Stylize: ParsableCommand {
     var steps: Int?
     @Option(help: "SDEdit strength in (0, 1] (default: the model's).")
     var strength: Float?
+    @Option(help: "ControlNet-LLLite adapter: a .safetensors file, a name in the model's controlnet_lllite/, or \"\" for none (default: the model's own, stylize.json \"control\").")
+    var control: String?
+    @Option(help: "Control adapter multiplier, 0-2 (default: the model's, else 1).")
+    var controlStrength: Float?
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
     @Argument(help: "Input PNG.")
@@ -41,7 +45,14 @@ struct Stylize: ParsableCommand {
             settings.steps = steps ?? engine.model.config.steps
             settings.strength = strength ?? engine.model.config.strength
             settings.refreshInterval = 0
+            let defaults = engine.modelDefaults
+            settings.control = control ?? defaults.control
+            settings.controlStrength = controlStrength ?? defaults.controlStrength
+            settings.controlRefreshInterval = 1
+            let failure = Locked<String?>(nil)
+            engine.onControlEvent = { if case .failed(_, let message) = $0 { failure.withLock { $0 = message } } }
             try engine.start(settings: settings)
+            if let failure = failure.withLock({ $0 }) { throw ModelError.invalidInput(name: "--control", reason: failure) }
             defer { engine.stop() }
             let image = try PNGCodec.read(path: input)
             let out = try StylizeEngine.processWaitingForPrompt(engine, image.tensor, settings: settings)

@@ -12,7 +12,7 @@ struct StylizeTool: ParsableCommand {
         Model folders are diffusers component folders: config.json plus *.safetensors
         (one file, or shards with an index.json). Tensors in files are NCHW like diffusers.
         """,
-        subcommands: [Run.self, InitRandom.self, Bench.self, Tokenize.self, Stylize.self, ContactSheet.self, Inspect.self, Properties.self])
+        subcommands: [Run.self, InitRandom.self, InitLLLite.self, Bench.self, Tokenize.self, Stylize.self, ContactSheet.self, Inspect.self, Properties.self])
 }
 
 /// Reports a model error as one clear line and exit code 1 (no stack trace).

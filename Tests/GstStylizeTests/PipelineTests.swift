@@ -24,18 +24,21 @@ final class PipelineTests: XCTestCase {
         }
         for f in Self.formats { XCTAssertTrue(r.stdout.contains("(string)\(f),") || r.stdout.contains("(string)\(f) }"), f) }
         let properties = ["model", "prompt", "batch-size", "steps", "strength", "seed", "fixed-noise",
-                          "refresh-interval", "max-batch-wait", "similarity-skip", "threads", "passthrough", "stats"]
+                          "refresh-interval", "max-batch-wait", "similarity-skip", "threads", "passthrough", "control",
+                          "control-strength", "control-refresh-interval", "stats"]
         for p in properties {
-            XCTAssertNotNil(r.stdout.range(of: "\n  \(p) +: ", options: .regularExpression), "property \(p) listed")
+            XCTAssertNotNil(r.stdout.range(of: "\n  \(p) *: ", options: .regularExpression), "property \(p) listed")
         }
         // Every writable property says when it may change, its range and its default.
-        XCTAssertEqual(r.stdout.components(separatedBy: "changeable in NULL, READY, PAUSED or PLAYING state").count - 1, 11)
+        XCTAssertEqual(r.stdout.components(separatedBy: "changeable in NULL, READY, PAUSED or PLAYING state").count - 1, 14)
         XCTAssertTrue(r.stdout.contains("changeable only in NULL or READY state"))
         XCTAssertTrue(r.stdout.contains("Range: 1 - 64 Default: 8"))
         XCTAssertTrue(r.stdout.contains("Range: 1 - 8 Default: 1"))
         XCTAssertTrue(r.stdout.contains("Range: 0 - 10000 Default: 30"))
         XCTAssertTrue(r.stdout.contains("Range: 0 - 60000 Default: 0"))
         XCTAssertTrue(r.stdout.contains("Range: 0 - 64 Default: 0"))
+        XCTAssertTrue(r.stdout.contains("Range: 1 - 10000 Default: 8"), "control-refresh-interval")
+        XCTAssertTrue(r.stdout.contains("Range:               0 -               2 Default:               1"), "control-strength")
     }
 
     func testLaunchWithAMissingModelExitsNonZeroWithoutCrashing() throws {

@@ -62,6 +62,7 @@ final class TestEngine: StreamEngine, @unchecked Sendable {
         set { lock.withLock { _onActivated = newValue } }
     }
     var onError: (@Sendable (Error) -> Void)?
+    var onControlEvent: (@Sendable (ControlEvent) -> Void)?
 
     private let lock = NSLock()
     private var _onActivated: (@Sendable (String, Double) -> Void)?

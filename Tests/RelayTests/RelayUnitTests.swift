@@ -102,7 +102,9 @@ final class RelayUnitTests: XCTestCase {
         }
         let all = try StylizeOptions.parse(["--batch-size", "4", "--steps", "2", "--strength", "0.25", "--seed", "7",
                                             "--no-fixed-noise", "--refresh-interval", "3", "--max-batch-wait", "100",
-                                            "--similarity-skip", "0.5", "--threads", "1", "--passthrough", "--model", "/m"])
+                                            "--similarity-skip", "0.5", "--threads", "1", "--passthrough", "--model", "/m",
+                                            "--control", "/c.safetensors", "--control-strength", "0.5",
+                                            "--control-refresh-interval", "4"])
         XCTAssertEqual(Set(all.properties.map(\.name)), writable, "every option reaches its property")
     }
 

@@ -35,6 +35,23 @@ final class HotPathTests: XCTestCase {
     }
 
     func testEmbeddedModelProcessesBatchesWithoutHeapGrowthOrPageFaultsAfterWarmUp() throws {
+        try assertHotPathAllocatesNothing(control: nil)
+    }
+
+    /// With a ControlNet-LLLite on the down blocks (mlp_dim 32), refreshed every other
+    /// batch and every batch: the refreshes inside the measured batches reuse their buffers too.
+    func testHotPathWithControlAdapterAllocatesNothingAfterWarmUp() throws {
+        let model = try StylizeModel(path: nano)
+        let file = NSTemporaryDirectory() + "hotpath-lllite-\(getpid()).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try ControlNetLLLite.randomWeights(denoiser: model.denoiser, imageDownscale: model.codec.downscale, blocks: .down,
+                                           condEmbDim: 32, mlpDim: 32, seed: 5).write(to: file)
+        try assertHotPathAllocatesNothing(control: file, refreshInterval: 2)
+        try assertHotPathAllocatesNothing(control: file, refreshInterval: 1)
+    }
+
+    private func assertHotPathAllocatesNothing(control: String?, refreshInterval: Int = 8,
+                                               file: StaticString = #filePath, line: UInt = #line) throws {
         // Under ASan/TSan the sanitizer's allocator replaces malloc and the counter is
         // compiled out (scripts/sanitizers.sh); in a normal build it must be active.
         if stylize_malloc_counter_sanitized() == 1 {
@@ -46,33 +63,40 @@ final class HotPathTests: XCTestCase {
         // The periodic vision refresh runs on the side thread, off the hot path; the probe
         // is process-wide, so it is kept quiet here.
         settings.refreshInterval = 0
+        settings.control = control ?? ""
+        settings.controlRefreshInterval = refreshInterval
+        let events = Locked<[ControlEvent]>([])
+        engine.onControlEvent = { e in events.withLock { $0.append(e) } }
         try engine.start(settings: settings)
         defer { engine.stop() }
         let frames = TinyModelFolder.frames(4, 256, 256)
         for _ in 0..<2 { _ = try engine.process(frames, settings: settings) }  // warm-up
-        XCTAssertEqual(stylize_malloc_counter_active(), 1, "malloc is not the counting one; the counts below would be empty")
+        XCTAssertEqual(stylize_malloc_counter_active(), 1, "malloc is not the counting one; the counts below would be empty", file: file, line: line)
         stylize_malloc_counter_reset_largest()
         let mallocBefore = stylize_malloc_counter_read()
         let before = HeapProbe.snapshot()
         let poolBefore = TensorBufferPool.statistics
         for _ in 0..<4 { _ = try engine.process(frames, settings: settings) }
+        if let control {
+            XCTAssertEqual(events.withLock { $0 }, [.activated(path: control, frame: 0)], file: file, line: line)
+        }
         let delta = HeapProbe.snapshot().since(before)
         let mallocs = stylize_malloc_counter_read()
-        print("hot path: \(mallocs.calls - mallocBefore.calls) malloc calls, \(mallocs.bytes - mallocBefore.bytes) bytes, largest \(mallocs.largest) over 16 frames")
+        print("hot path\(control == nil ? "" : " with LLLite, refresh \(refreshInterval)"): \(mallocs.calls - mallocBefore.calls) malloc calls, \(mallocs.bytes - mallocBefore.bytes) bytes, largest \(mallocs.largest) over 16 frames")
         // What is left are Swift object headers, shape arrays and Dispatch work items
         // (measured: about 600 calls per frame, none over 2 KB); nano's smallest
         // activation is 64 KB, so any tensor-sized malloc shows here.
-        XCTAssertLessThan(mallocs.largest, 16 << 10, "a malloc of \(mallocs.largest) bytes on the hot path")
+        XCTAssertLessThan(mallocs.largest, 16 << 10, "a malloc of \(mallocs.largest) bytes on the hot path", file: file, line: line)
         let pool = TensorBufferPool.statistics.since(poolBefore)
         // Every activation and scratch buffer of a batch was needed, at the same size, by
         // the batch before: none may be malloc'd again.
-        XCTAssertEqual(pool.allocated, 0, "\(pool.allocatedBytes) bytes of tensors allocated on the hot path")
-        XCTAssertGreaterThan(pool.reused, 4 * 50, "the hot path does not draw from the pool")
+        XCTAssertEqual(pool.allocated, 0, "\(pool.allocatedBytes) bytes of tensors allocated on the hot path", file: file, line: line)
+        XCTAssertGreaterThan(pool.reused, 4 * 50, "the hot path does not draw from the pool", file: file, line: line)
         // ≤ 0: a side thread of an engine stopped earlier in this process may still return
         // memory to the OS meanwhile; growth is what the hot path must not cause.
-        XCTAssertLessThanOrEqual(delta.heapGrowth, 0, "the heap grew on the hot path")
+        XCTAssertLessThanOrEqual(delta.heapGrowth, 0, "the heap grew on the hot path", file: file, line: line)
         // A handful of faults can come from the runtime (thread stacks, XCTest); fresh
         // activation buffers would be hundreds per batch (256² × 16 channels = 1 MB each).
-        XCTAssertLessThan(delta.minorFaults, 16, "fresh pages touched on the hot path")
+        XCTAssertLessThan(delta.minorFaults, 16, "fresh pages touched on the hot path", file: file, line: line)
     }
 }

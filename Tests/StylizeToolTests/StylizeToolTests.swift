@@ -56,6 +56,29 @@ final class StylizeToolTests: XCTestCase {
         assertParityCLI(try tensor(self.dir + "/out.safetensors", "sample"), try tensor(dir + "/output.safetensors", "sample"))
     }
 
+    /// The LLLite parity entry point: IN carries control_image and control_multiplier.
+    func testRunUNetWithControlMatchesTheReference() throws {
+        let dir = Self.fixtures + "/lllite/sdxl_input_middle"
+        try tool(["run", "unet", "--model", dir + "/unet", "--control", dir + "/lllite.safetensors",
+                  "--input", dir + "/input.safetensors", "--output", self.dir + "/out.safetensors"])
+        assertParityCLI(try tensor(self.dir + "/out.safetensors", "sample"), try tensor(dir + "/output.safetensors", "sample"))
+        let wrong = try tool(["run", "unet", "--model", Self.fixtures + "/lllite/sd1x_down/unet", "--control", dir + "/lllite.safetensors",
+                              "--input", dir + "/input.safetensors", "--output", self.dir + "/x.safetensors"], expectSuccess: false)
+        XCTAssertEqual(wrong.status, 1)
+        XCTAssertTrue(wrong.err.contains(dir + "/lllite.safetensors"), wrong.err)
+    }
+
+    /// init-lllite writes an adapter the loader accepts, with a depth per block grid, and
+    /// bench unet --control reports the time it adds.
+    func testInitLLLiteAndBenchWithControl() throws {
+        let model = Self.packageRoot + "/models/nano"
+        let r = try tool(["init-lllite", "--model", model, "--out", dir + "/a.safetensors", "--mlp-dim", "8", "--cond-emb-dim", "8"])
+        XCTAssertTrue(r.out.contains("wrote 8 LLLite modules (depth: count 2: 4, 3: 4)"), r.out)
+        let b = try tool(["bench", "unet", "--model", model + "/unet", "--control", dir + "/a.safetensors", "--size", "64x64",
+                          "--tokens", "8", "--repeats", "2"])
+        XCTAssertTrue(b.out.contains("control ") && b.out.contains("without (interleaved medians)"), b.out)
+    }
+
     func testRunVAEEncodeAndDecodeMatchDiffusers() throws {
         let dir = Self.fixtures + "/vae/taesd_narrow16"
         try tool(["run", "vae-encode", "--model", dir, "--input", dir + "/input.safetensors", "--output", self.dir + "/lat.safetensors"])
@@ -220,7 +243,7 @@ final class StylizeToolTests: XCTestCase {
 
     func testHelpDocumentsEveryCommand() throws {
         let r = try tool(["--help"])
-        for command in ["run", "init-random", "bench", "tokenize"] { XCTAssertTrue(r.out.contains(command), r.out) }
+        for command in ["run", "init-random", "init-lllite", "bench", "tokenize"] { XCTAssertTrue(r.out.contains(command), r.out) }
         let run = try tool(["run", "--help"])
         for command in ["unet", "vae-encode", "vae-decode"] { XCTAssertTrue(run.out.contains(command), run.out) }
     }

@@ -183,11 +183,9 @@ public final class ControlNetLLLite: Sendable {
             fromCondition += row.prefix(cond)
             fromInput += row.suffix(mlp)
         }
-        let expectedKeys = 2 * convs.count + 6
-        guard keys.count == expectedKeys else {
-            let known = Set(keys.keys.map { "\($0.layer).\($0.index)" })
-            throw ModelError.unexpectedTensors(file: file, tensors: keys.values.sorted().filter { _ in known.count > convs.count + 3 })
-        }
+        let used = Set((0..<convs.count).map { "conditioning1.\($0 * 2)" } + ["down.0", "mid.0", "up.0"])
+        let unused = keys.filter { !used.contains("\($0.key.layer).\($0.key.index)") }.map(\.value).sorted()
+        guard unused.isEmpty else { throw ModelError.unexpectedTensors(file: file, tensors: unused) }
         return LLLiteModule(
             name: name, target: target, depth: depth, condEmbDim: cond, mlpDim: mlp, conditioning: convs,
             down: try linear("down", inDim, mlp),

@@ -1,0 +1,197 @@
+import Foundation
+import StylizeModels
+
+/// A control adapter loaded for a model, with the spec it is applied with.
+public struct LoadedControl: Sendable {
+    /// The `control` setting it was loaded for.
+    public let setting: String
+    public let path: String
+    public let adapter: ControlNetLLLite
+    public let spec: ControlSpec
+}
+
+/// What happened to a stream's control adapter (posted as element messages / errors).
+public enum ControlEvent: Sendable, Equatable {
+    /// The adapter at `path` conditions frames from stream position `frame` on.
+    case activated(path: String, frame: Int)
+    /// No adapter from stream position `frame` on.
+    case removed(frame: Int)
+    /// The file could not be loaded; the stream runs without an adapter.
+    case failed(path: String, message: String)
+}
+
+extension StylizeModel {
+    /// Where the `control` setting points: "" is none; the model's own adapter by its
+    /// name or weights path; a file in the folder's controlnet_lllite/ by name (with or
+    /// without .safetensors); else a path. A file that is not the model's own takes the
+    /// model's spec (blocks, image, refresh) when it has one, else the defaults.
+    public func controlLocation(_ setting: String) -> (path: String, spec: ControlSpec)? {
+        guard !setting.isEmpty else { return nil }
+        func inFolder(_ p: String) -> String { p.hasPrefix("/") ? p : (path as NSString).appendingPathComponent(p) }
+        if let spec = config.control, setting == spec.name || setting == spec.weights {
+            return (inFolder(spec.weights), spec)
+        }
+        var spec = config.control ?? ControlSpec(weights: setting)
+        let fm = FileManager.default
+        let named = ["controlnet_lllite/\(setting)", "controlnet_lllite/\(setting).safetensors"].map(inFolder)
+        let file = named.first { fm.fileExists(atPath: $0) } ?? setting
+        spec.weights = file
+        return (file, spec)
+    }
+
+    /// Loads the adapter the setting names (nil for ""), validated against this model.
+    public func loadControl(_ setting: String) throws -> LoadedControl? {
+        guard let (file, spec) = controlLocation(setting) else { return nil }
+        let adapter = try ControlNetLLLite(file: file, denoiser: denoiser, imageDownscale: codec.downscale, blocks: spec.blocks)
+        return LoadedControl(setting: setting, path: file, adapter: adapter, spec: spec)
+    }
+}
+
+/// One stream's control adapter: loads a changed `control` setting on a background
+/// thread and switches at a batch boundary (as a `model` change does), and keeps the
+/// conditioning network's output, re-computing it every `control-refresh-interval`
+/// batches (docs/ARCHITECTURE.md#control-adapters). Thread-safe.
+final class ControlState: @unchecked Sendable {
+    private let model: StylizeModel
+    private let lock = NSLock()
+    /// The setting last asked for, and the load that belongs to it.
+    private var requested = ""
+    private var generation = 0
+    private var current: LoadedControl?
+    /// A finished load waiting for the next batch (`.some(nil)`: switch to none).
+    private var pending: LoadedControl??
+    // Conditioning kept between refreshes; touched only by the batch (worker) thread.
+    private var conditioning: LLLiteConditioning?
+    private var hooks: (multiplier: Float, hooks: LinearInputHooks)?
+    private var batchesSinceRefresh = 0
+    private var previousOutput: Tensor?
+
+    var onEvent: (@Sendable (ControlEvent) -> Void)?
+
+    init(model: StylizeModel) { self.model = model }
+
+    /// The setting of this batch. A new one loads in the background (at once when
+    /// `synchronously`, for a stream's first batch) and is used from a later batch.
+    func request(_ setting: String, synchronously: Bool) {
+        let load = lock.withLock { () -> Int? in
+            guard setting != requested else { return nil }
+            requested = setting
+            generation += 1
+            return generation
+        }
+        guard let load else { return }
+        let work: @Sendable () -> Void = { [self] in
+            let result: LoadedControl?
+            do {
+                result = try model.loadControl(setting)
+            } catch {
+                let path = model.controlLocation(setting)?.path ?? setting
+                let message = "\(error)"
+                lock.withLock { if load == generation { pending = .some(nil) } }
+                onEvent?(.failed(path: path, message: message))
+                return
+            }
+            lock.withLock { if load == generation { pending = .some(result) } }
+        }
+        if synchronously {
+            work()
+        } else {
+            let t = Thread(block: work)
+            t.name = "stylize-control-load"
+            t.start()
+        }
+    }
+
+    /// A restarted stream: keeps the adapter, forgets the conditioning and the previous output.
+    func resetStream() {
+        lock.withLock {
+            conditioning = nil
+            hooks = nil
+            previousOutput = nil
+        }
+    }
+
+    /// Adopts a finished load at this batch boundary; the adapter the batch uses.
+    func adapterForBatch(firstFrame: Int) -> LoadedControl? {
+        let (now, changed) = lock.withLock { () -> (LoadedControl?, Bool) in
+            guard let p = pending else { return (current, false) }
+            pending = nil
+            current = p
+            conditioning = nil
+            hooks = nil
+            return (p, true)
+        }
+        if changed { onEvent?(now.map { .activated(path: $0.path, frame: firstFrame) } ?? .removed(frame: firstFrame)) }
+        return now
+    }
+
+    /// The hooks for this batch, re-running the conditioning network when the refresh is
+    /// due: every `refreshInterval` batches from the batch's newest frame (shared by all its
+    /// frames and the following batches), or with an interval of 1 from every frame.
+    /// - Parameter padded: the batch's frames at the model's padded size, NHWC [-1, 1].
+    func hooks(for control: LoadedControl, padded: Tensor, latentHeight: Int, latentWidth: Int,
+               strength: Float, refreshInterval: Int) throws -> LinearInputHooks? {
+        guard strength > 0 else { return nil }
+        let sizeChanged = conditioning.map { _ in previousSize != [padded.h, padded.w] } ?? true
+        let perFrame = refreshInterval <= 1
+        if conditioning == nil || sizeChanged || batchesSinceRefresh >= max(1, refreshInterval)
+            || (perFrame && conditioning!.batch != padded.n) {
+            // The old terms go back to the pool first, so a refresh reuses their buffers.
+            conditioning = nil
+            hooks = nil
+            let images = try controlImages(control.spec, padded: padded, perFrame: perFrame)
+            conditioning = try control.adapter.condition(images: images, latentHeight: latentHeight, latentWidth: latentWidth)
+            previousSize = [padded.h, padded.w]
+            hooks = nil
+            batchesSinceRefresh = 0
+        }
+        batchesSinceRefresh += 1
+        if let h = hooks, h.multiplier == strength { return h.hooks }
+        let made = conditioning!.hooks(multiplier: strength)
+        hooks = (strength, made)
+        return made
+    }
+    private var previousSize: [Int] = []
+
+    /// Keeps the newest output frame (padded size) for the `previous-output` source.
+    func finished(decoded: Tensor, control: LoadedControl?) {
+        guard control?.spec.image == .previousOutput else { return }
+        previousOutput = Self.frame(decoded, index: decoded.n - 1)
+    }
+
+    private func controlImages(_ spec: ControlSpec, padded: Tensor, perFrame: Bool) throws -> Tensor {
+        let frames = perFrame ? padded : Self.frame(padded, index: padded.n - 1)
+        switch spec.image {
+        case .frame: return frames
+        case .edges: return edgeMap(frames, settings: spec.edges)
+        case .previousOutput:
+            guard let p = previousOutput, p.h == padded.h, p.w == padded.w else { return frames }
+            return p
+        }
+    }
+
+    /// Frame `index` of an NHWC batch as a batch of one (pooled copy).
+    static func frame(_ t: Tensor, index: Int) -> Tensor {
+        let per = t.h * t.w * t.c
+        var out = Tensor(uninitialized: [1, t.h, t.w, t.c])
+        out.data.withUnsafeMutableBufferPointer { o in
+            t.data.withUnsafeBufferPointer { o.baseAddress!.update(from: $0.baseAddress! + index * per, count: per) }
+        }
+        return out
+    }
+}
+
+/// A stream's control adapter as one batch applies it.
+struct ControlBatch: BatchAdapters {
+    let state: ControlState
+    let control: LoadedControl
+    let strength: Float
+    let refreshInterval: Int
+
+    func hooks(padded: Tensor, latentHeight: Int, latentWidth: Int) throws -> LinearInputHooks? {
+        try state.hooks(for: control, padded: padded, latentHeight: latentHeight, latentWidth: latentWidth,
+                        strength: strength, refreshInterval: refreshInterval)
+    }
+
+    func decoded(_ output: Tensor) { state.finished(decoded: output, control: control) }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import StylizeModels
+
+/// What a control adapter's conditioning image is made from.
+public enum ControlImageSource: String, Sendable, CaseIterable {
+    /// The input frame itself, in [-1, 1].
+    case frame
+    /// A Canny-like edge map of the frame (`EdgeMap`): white edges on black.
+    case edges
+    /// The previous batch's newest output (the temporal adapter's input; the input frame
+    /// itself for the first batch).
+    case previousOutput = "previous-output"
+}
+
+/// stylize.json's `control` object: the model's ControlNet-LLLite and how it is applied
+/// (docs/ARCHITECTURE.md#control-adapters).
+public struct ControlSpec: Sendable, Equatable {
+    /// Weights file, relative to the model folder (e.g. "controlnet_lllite/edges.safetensors").
+    public var weights: String
+    /// A name the `control` property may use instead of the path.
+    public var name: String?
+    public var multiplier: Float = 1
+    public var blocks: LLLiteBlocks = .down
+    /// Batches between re-computations of the conditioning network.
+    public var refreshInterval: Int = 8
+    public var image: ControlImageSource = .frame
+    public var edges = EdgeMapSettings()
+
+    public init(weights: String) { self.weights = weights }
+
+    init(_ r: ConfigReader) throws {
+        guard let w = try r.optionalString("weights"), !w.isEmpty else {
+            throw ModelError.invalidConfig(file: r.file, key: "weights", reason: "is required (the LLLite's safetensors file)")
+        }
+        weights = w
+        name = try r.optionalString("name")
+        multiplier = try r.float("multiplier", multiplier)
+        guard (0...2).contains(multiplier) else {
+            throw ModelError.invalidConfig(file: r.file, key: "multiplier", reason: "must be 0…2, is \(multiplier)")
+        }
+        let blockName = try r.string("blocks", blocks.rawValue)
+        guard let b = LLLiteBlocks(rawValue: blockName) else { throw r.unsupported("blocks", blockName) }
+        blocks = b
+        refreshInterval = try r.int("refresh_interval", refreshInterval)
+        guard (1...10000).contains(refreshInterval) else {
+            throw ModelError.invalidConfig(file: r.file, key: "refresh_interval", reason: "must be 1…10000, is \(refreshInterval)")
+        }
+        let imageName = try r.string("image", image.rawValue)
+        guard let i = ControlImageSource(rawValue: imageName) else { throw r.unsupported("image", imageName) }
+        image = i
+        if case .object(let o)? = r.raw("edges") {
+            let e = ConfigReader(object: o, file: r.file + " (control.edges)")
+            edges.low = try e.float("low", edges.low)
+            edges.high = try e.float("high", edges.high)
+            guard edges.low >= 0, edges.low <= edges.high, edges.high <= 4 else {
+                throw ModelError.invalidConfig(file: e.file, key: "low", reason: "needs 0 ≤ low ≤ high ≤ 4, has \(edges.low), \(edges.high)")
+            }
+        }
+    }
+}
