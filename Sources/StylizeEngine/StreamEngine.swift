@@ -20,6 +20,8 @@ public struct StylizeSettings: Sendable, Equatable {
     public var control: String = ""
     public var controlStrength: Float = ElementProperty.controlStrength.defaultFloat
     public var controlRefreshInterval: Int = ElementProperty.controlRefreshInterval.defaultInt
+    /// Linear scale of the resolution the model runs at (1: the frame's own).
+    public var workingScale: Float = ElementProperty.workingScale.defaultFloat
 
     public init() {}
 
@@ -37,6 +39,7 @@ public struct StylizeSettings: Sendable, Equatable {
         controlStrength = s.explicitlySet.contains(.controlStrength) ? s.float(.controlStrength) : model.controlStrength
         controlRefreshInterval = s.explicitlySet.contains(.controlRefreshInterval)
             ? s.int(.controlRefreshInterval) : model.controlRefreshInterval
+        workingScale = s.explicitlySet.contains(.workingScale) ? s.float(.workingScale) : model.workingScale
     }
 
     /// A `modelDefault` property's value in these settings (what reading it gives).
@@ -47,6 +50,7 @@ public struct StylizeSettings: Sendable, Equatable {
         case .control: return .string(control)
         case .controlStrength: return .float(controlStrength)
         case .controlRefreshInterval: return .uint(UInt32(controlRefreshInterval))
+        case .workingScale: return .float(workingScale)
         default: return nil
         }
     }

@@ -31,6 +31,9 @@ public struct StylizeConfig: Sendable {
     public var styles: [StyleEntry] = []
     /// The model's control adapter, if it ships one.
     public var control: ControlSpec?
+    /// The resolution the model runs at, and what its decoder produces.
+    public var working = WorkingResolution()
+    public var outputHead: OutputHead = .rgb
 
     public init() {}
 
@@ -69,6 +72,12 @@ public struct StylizeConfig: Sendable {
         guard strength > 0 && strength <= 1 else {
             throw ModelError.invalidConfig(file: file, key: "strength", reason: "must be in (0, 1], is \(strength)")
         }
+        if case .object(let o)? = r.raw("working") {
+            working = try WorkingResolution(ConfigReader(object: o, file: file + " (working)"))
+        }
+        let head = try r.string("output_head", outputHead.rawValue)
+        guard let h = OutputHead(rawValue: head) else { throw r.unsupported("output_head", head) }
+        outputHead = h
         if case .object(let o)? = r.raw("control") {
             control = try ControlSpec(ConfigReader(object: o, file: file + " (control)"))
         } else if r.has("control") {

@@ -81,6 +81,7 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         var s = StylizeSettings()
         s.steps = model.config.steps
         s.strength = model.config.strength
+        s.workingScale = model.config.working.scale
         if let c = model.config.control {
             s.control = c.weights
             s.controlStrength = c.multiplier

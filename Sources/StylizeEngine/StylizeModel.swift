@@ -52,6 +52,12 @@ public final class StylizeModel: Sendable {
                 file: unetConfig, key: "in_channels",
                 reason: "\(denoiser.inChannels) in / \(denoiser.outChannels) out, but conditioning_mode \(config.mode.rawValue) with \(latent) latent channels needs \(expectedIn) in / \(latent) out")
         }
+        let head = config.outputHead
+        guard codec.outputChannels == head.decoderChannels else {
+            throw ModelError.invalidConfig(
+                file: (path as NSString).appendingPathComponent("vae/config.json"), key: "out_channels",
+                reason: "is \(codec.outputChannels), but output_head \(head.rawValue) needs \(head.decoderChannels)")
+        }
         let width = conditioning.outputWidth
         guard width == denoiser.contextWidth else {
             throw ModelError.invalidConfig(

@@ -33,12 +33,15 @@ public final class Stylizer: Sendable {
     ///   - adapters: the batch's adapter hooks (a control adapter), if any.
     public func process(_ frames: Tensor, conditioning: Tensor, settings: StylizeSettings,
                         frameIndices: [Int], adapters: (any BatchAdapters)? = nil) throws -> Tensor {
-        let (b, h, w) = (frames.n, frames.h, frames.w)
+        let b = frames.n
         times.withLock { $0.frames += b }
         var t0 = StreamStatistics.now()
         let m = model.sizeMultiple
+        // The model runs at the working resolution; the head brings the result back.
+        let (h, w) = model.config.working.size(height: frames.h, width: frames.w, scale: settings.workingScale, multiple: m)
+        let working = (h, w) == (frames.h, frames.w) ? frames : resizeArea(frames, height: h, width: w)
         let (ph, pw) = ((h + m - 1) / m * m, (w + m - 1) / m * m)
-        let padded = (ph, pw) == (h, w) ? frames : padReplicate(frames, height: ph, width: pw)
+        let padded = (ph, pw) == (h, w) ? working : padReplicate(working, height: ph, width: pw)
         let scaling = model.codec.scalingFactor
         record(\.other, since: t0)
         t0 = StreamStatistics.now()
@@ -72,9 +75,9 @@ public final class Stylizer: Sendable {
         adapters?.decoded(decoded)
         t0 = StreamStatistics.now()
         if (ph, pw) != (h, w) { decoded = crop(decoded, height: h, width: w) }
-        clampInPlace(&decoded)
+        let out = model.config.outputHead.output(decoded, working: working, frames: frames, spec: model.config.working)
         record(\.other, since: t0)
-        return decoded
+        return out
     }
 
     /// Flow matching's resolution-dependent shift μ (L = latent h·w/4;
@@ -181,6 +184,22 @@ func padReplicate(_ t: Tensor, height: Int, width: Int) -> Tensor {
         }
     }
     return out
+}
+
+extension OutputHead {
+    /// The frame-size output from the decoder's output at the working size.
+    func output(_ decoded: Tensor, working: Tensor, frames: Tensor, spec: WorkingResolution) -> Tensor {
+        switch self {
+        case .affine:
+            return applyAffineColor(decoded, to: frames)
+        case .rgb:
+            var rgb = decoded
+            clampInPlace(&rgb)
+            guard working.h != frames.h || working.w != frames.w else { return rgb }
+            let coefficients = guidedColorCoefficients(guide: working, target: rgb, radius: spec.guidedRadius, eps: spec.guidedEps)
+            return applyAffineColor(coefficients, to: frames)
+        }
+    }
 }
 
 func clampInPlace(_ t: inout Tensor) {

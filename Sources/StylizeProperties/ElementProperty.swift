@@ -20,6 +20,7 @@ public enum ElementProperty: Int, CaseIterable, Sendable {
     case control
     case controlStrength
     case controlRefreshInterval
+    case workingScale
     case stats
 
     public var spec: PropertySpec {
@@ -136,6 +137,16 @@ public enum ElementProperty: Int, CaseIterable, Sendable {
                     + "model's own (stylize.json \"control\".\"refresh_interval\", else 8)",
                 kind: .uint(1...10000, default: 8), mutability: .playing, modelDefault: true,
                 readme: ("batches; unset: the model's `control.refresh_interval`", "any state"))
+        case .workingScale:
+            return PropertySpec(
+                "working-scale", nick: "Working scale",
+                blurb: "Linear scale of the resolution the model runs at, relative to the frame (1: the frame's own "
+                    + "size). Below 1 the result is brought back to the frame's size by the model's affine head or an "
+                    + "input-guided filter, which keeps the input's edges; cost falls with the square of the scale. "
+                    + "Unset: the model's own (stylize.json \"working\".\"scale\", else 1); the model's max_pixels "
+                    + "caps it further",
+                kind: .float(0.05...1, default: 1), mutability: .playing, modelDefault: true,
+                readme: ("unset: the model's `working.scale` (stylize.json)", "any state"))
         case .stats:
             return PropertySpec(
                 "stats", nick: "Statistics",

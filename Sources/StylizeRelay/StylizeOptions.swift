@@ -26,6 +26,7 @@ public struct StylizeOptions: ParsableArguments {
     @Option(help: Self.help(.control)) var control: String?
     @Option(help: Self.help(.controlStrength)) var controlStrength: String?
     @Option(help: Self.help(.controlRefreshInterval)) var controlRefreshInterval: String?
+    @Option(help: Self.help(.workingScale)) var workingScale: String?
 
     public init() {}
 
@@ -36,7 +37,8 @@ public struct StylizeOptions: ParsableArguments {
          (.seed, seed), (.fixedNoise, fixedNoise.map { $0 ? "true" : "false" }), (.refreshInterval, refreshInterval),
          (.maxBatchWait, maxBatchWait), (.similaritySkip, similaritySkip), (.threads, threads),
          (.passthrough, passthrough.map { $0 ? "true" : "false" }), (.control, control),
-         (.controlStrength, controlStrength), (.controlRefreshInterval, controlRefreshInterval)]
+         (.controlStrength, controlStrength), (.controlRefreshInterval, controlRefreshInterval),
+         (.workingScale, workingScale)]
     }
 
     /// The element properties these options cover (every writable one; a test checks).

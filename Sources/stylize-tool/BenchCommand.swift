@@ -50,6 +50,8 @@ struct Bench: ParsableCommand {
     var control: String?
     @Option(help: "element: batches between re-computations of the control conditioning.")
     var controlRefreshInterval: Int?
+    @Option(name: .customLong("property"), help: "element: one more element property, NAME=VALUE (repeatable), e.g. working-scale=0.5.")
+    var properties: [String] = []
     @Flag(help: "Also print where one call's time goes, per kind of operation.")
     var profile = false
     @Flag(help: "Keep every 3x3 convolution on im2col + sgemm (no Winograd), for A/B runs.")
@@ -82,7 +84,7 @@ struct Bench: ParsableCommand {
             if component == .element {
                 try ElementBench.run(model: model, width: width, height: height, batch: batch, frames: frames,
                                      refreshInterval: refreshInterval, threads: threads, control: control,
-                                     controlRefreshInterval: controlRefreshInterval)
+                                     controlRefreshInterval: controlRefreshInterval, properties: properties)
                 return
             }
             var call: () throws -> Void

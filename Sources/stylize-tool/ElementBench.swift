@@ -9,7 +9,8 @@ import StylizeModels
 /// gst-launch, measured from the end of the second batch (warm-up) to the last frame.
 enum ElementBench {
     static func run(model: String, width: Int, height: Int, batch: Int, frames: Int, refreshInterval: Int,
-                    threads: Int?, control: String? = nil, controlRefreshInterval: Int? = nil) throws {
+                    threads: Int?, control: String? = nil, controlRefreshInterval: Int? = nil,
+                    properties: [String] = []) throws {
         // Three batches: two queued behind one running is the most the element holds, so
         // every buffer the hot path needs has been drawn once by then.
         let warmup = 3 * batch
@@ -20,6 +21,7 @@ enum ElementBench {
             + (threads.map { " threads=\($0)" } ?? "")
             + (control.map { " control=\"\($0)\"" } ?? "")
             + (controlRefreshInterval.map { " control-refresh-interval=\($0)" } ?? "")
+            + properties.map { " " + $0 }.joined()
             + " ! fakesink name=sink sync=false")
         // The element's engine, for its per-stage times (the loader the plugin installed, wrapped).
         let made = EngineCapture()
@@ -57,6 +59,7 @@ enum ElementBench {
         let stats = engine.statistics.snapshot()
         print("element       \(model), \(width)x\(height), batch \(batch), \(measured) frames through "
               + "videotestsrc ! stylize ! fakesink (in process)")
+        if !properties.isEmpty { print("properties    \(properties.joined(separator: " "))") }
         if let control {
             print("control       \(control), conditioning refreshed every \(controlRefreshInterval.map(String.init) ?? "(model default)") batches")
         }

@@ -50,7 +50,14 @@ final class HotPathTests: XCTestCase {
         try assertHotPathAllocatesNothing(control: file, refreshInterval: 1)
     }
 
-    private func assertHotPathAllocatesNothing(control: String?, refreshInterval: Int = 8,
+    /// 640×480 at half the working resolution: the area downscale, the guided filter and
+    /// the full-size colour maps draw from the pool too.
+    func testHotPathAt640x480WithAReducedWorkingResolutionAllocatesNothing() throws {
+        try assertHotPathAllocatesNothing(control: nil, workingScale: 0.5, height: 480, width: 640, batch: 2)
+    }
+
+    private func assertHotPathAllocatesNothing(control: String?, refreshInterval: Int = 8, workingScale: Float = 1,
+                                               height: Int = 256, width: Int = 256, batch: Int = 4,
                                                file: StaticString = #filePath, line: UInt = #line) throws {
         // Under ASan/TSan the sanitizer's allocator replaces malloc and the counter is
         // compiled out (scripts/sanitizers.sh); in a normal build it must be active.
@@ -65,11 +72,12 @@ final class HotPathTests: XCTestCase {
         settings.refreshInterval = 0
         settings.control = control ?? ""
         settings.controlRefreshInterval = refreshInterval
+        settings.workingScale = workingScale
         let events = Locked<[ControlEvent]>([])
         engine.onControlEvent = { e in events.withLock { $0.append(e) } }
         try engine.start(settings: settings)
         defer { engine.stop() }
-        let frames = TinyModelFolder.frames(4, 256, 256)
+        let frames = TinyModelFolder.frames(batch, height, width)
         for _ in 0..<2 { _ = try engine.process(frames, settings: settings) }  // warm-up
         XCTAssertEqual(stylize_malloc_counter_active(), 1, "malloc is not the counting one; the counts below would be empty", file: file, line: line)
         stylize_malloc_counter_reset_largest()
@@ -82,7 +90,7 @@ final class HotPathTests: XCTestCase {
         }
         let delta = HeapProbe.snapshot().since(before)
         let mallocs = stylize_malloc_counter_read()
-        print("hot path\(control == nil ? "" : " with LLLite, refresh \(refreshInterval)"): \(mallocs.calls - mallocBefore.calls) malloc calls, \(mallocs.bytes - mallocBefore.bytes) bytes, largest \(mallocs.largest) over 16 frames")
+        print("hot path \(width)x\(height) at scale \(workingScale)\(control == nil ? "" : " with LLLite, refresh \(refreshInterval)"): \(mallocs.calls - mallocBefore.calls) malloc calls, \(mallocs.bytes - mallocBefore.bytes) bytes, largest \(mallocs.largest) over \(4 * batch) frames")
         // What is left are Swift object headers, shape arrays and Dispatch work items
         // (measured: about 600 calls per frame, none over 2 KB); nano's smallest
         // activation is 64 KB, so any tensor-sized malloc shows here.

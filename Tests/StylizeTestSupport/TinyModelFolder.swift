@@ -9,7 +9,10 @@ public enum TinyModelFolder {
     public static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("StylizeModelsTests/Fixtures").path
 
-    public static func make(mode: ConditioningMode, scheduler: String, schedulerExtra: String = "", seed: UInt64 = 1) throws -> String {
+    /// - Parameters: decoderChannels: the autoencoder's out_channels (12 for an affine head);
+    ///   stylizeExtra: more stylize.json keys (`, "key": value`).
+    public static func make(mode: ConditioningMode, scheduler: String, schedulerExtra: String = "", seed: UInt64 = 1,
+                            decoderChannels: Int = 3, stylizeExtra: String = "") throws -> String {
         let dir = NSTemporaryDirectory() + "stylize-tiny-\(mode.rawValue)-\(UUID().uuidString)"
         let fm = FileManager.default
         for sub in ["unet", "vae", "scheduler"] {
@@ -24,7 +27,8 @@ public enum TinyModelFolder {
         """)
         try write(dir + "/vae/config.json", """
         {"_class_name": "AutoencoderTiny", "encoder_block_out_channels": [8, 8, 8, 8], "decoder_block_out_channels": [8, 8, 8, 8],
-         "num_encoder_blocks": [1, 1, 1, 1], "num_decoder_blocks": [1, 1, 1, 1], "latent_channels": 4}
+         "num_encoder_blocks": [1, 1, 1, 1], "num_decoder_blocks": [1, 1, 1, 1], "latent_channels": 4,
+         "out_channels": \(decoderChannels)}
         """)
         try write(dir + "/scheduler/scheduler_config.json", """
         {"_class_name": "\(scheduler)", "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
@@ -41,7 +45,7 @@ public enum TinyModelFolder {
         try write(dir + "/stylize.json", """
         {"conditioning_mode": "\(mode.rawValue)", "default_prompt": "make it an oil painting",
          "text_encoder": {"template": "<|im_start|>user\\n{image}{prompt}<|im_end|>", "image_size": [64, 96]},
-         "styles": [{"name": "oil", "prompts": ["oil painting"], "reference": "kuwahara"}]}
+         "styles": [{"name": "oil", "prompts": ["oil painting"], "reference": "kuwahara"}]\(stylizeExtra)}
         """)
         return dir
     }

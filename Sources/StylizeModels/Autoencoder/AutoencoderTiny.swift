@@ -143,6 +143,7 @@ public final class AutoencoderTiny: LatentCodec {
     }
 
     public var imageChannels: Int { config.inChannels }
+    public var outputChannels: Int { config.outChannels }
     public var latentChannels: Int { config.latentChannels }
     public var downscale: Int { config.downscale }
     public var scalingFactor: Float { config.scalingFactor }

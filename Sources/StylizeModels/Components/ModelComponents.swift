@@ -86,6 +86,8 @@ public protocol Denoiser: ModelComponent {
 /// `scalingFactor`.
 public protocol LatentCodec: ModelComponent {
     var imageChannels: Int { get }
+    /// Channels `decode` produces (3 for images; more for heads such as affine colour maps).
+    var outputChannels: Int { get }
     var latentChannels: Int { get }
     /// Pixels per latent cell along each side.
     var downscale: Int { get }
