@@ -39,7 +39,15 @@ PHOTOS = ["fruits.jpg", "building.jpg", "baboon.jpg", "butterfly.jpg", "home.jpg
           "aero3.jpg", "HappyFish.jpg", "orange.jpg", "lena.jpg", "pic5.png", "starry_night.jpg"]
 
 
-def load_photos(size: int, n: int) -> list[tuple[str, np.ndarray]]:
+def parse_size(text: str) -> tuple[int, int]:
+    """"256" -> (256, 256); "640x480" -> (640, 480) as (width, height)."""
+    parts = [int(p) for p in text.lower().split("x")]
+    return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+
+
+def load_photos(size, n: int) -> list[tuple[str, np.ndarray]]:
+    """Centre crops to the size's aspect, area-resized; `size` is an int (square) or (w, h)."""
+    tw, th = (size, size) if isinstance(size, int) else size
     out = []
     for name in PHOTOS:
         path = os.path.join(DATA, name)
@@ -47,9 +55,9 @@ def load_photos(size: int, n: int) -> list[tuple[str, np.ndarray]]:
             continue
         img = styles.load_rgb(path)
         h, w = img.shape[:2]
-        s = min(h, w)
-        img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-        out.append((name, cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)))
+        cw, ch = (w, w * th // tw) if w * th <= h * tw else (h * tw // th, h)
+        img = img[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
+        out.append((name, cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)))
         if len(out) == n:
             break
     if not out:
@@ -96,9 +104,17 @@ class TorchEngine:
     def __call__(self, img: np.ndarray, prompt: str, tag: str) -> np.ndarray:
         torch = self.torch
         with torch.no_grad():
-            x = self.train.to_tensor(img[None])
+            full = self.train.to_tensor(img[None])
             ctx = self.te(**self.cond([prompt], self.train.resize_for_encoder(img[None]))).last_hidden_state
             sf = self.vae.config.scaling_factor
+            affine = self.cfg.get("output_head") == "affine"
+            x = full
+            if affine:  # the working resolution, as the engine's resizeArea (exact for whole factors)
+                scale = self.cfg.get("working", {}).get("scale", 1)
+                h, w = img.shape[:2]
+                wh, ww = round(h * scale), round(w * scale)
+                x = self.train.to_tensor(cv2.resize(img, (ww, wh), interpolation=cv2.INTER_AREA)[None]) \
+                    if (h % wh or w % ww) else torch.nn.functional.avg_pool2d(full, (h // wh, w // ww))
             src = self.vae.encoder(x) * sf
             g = torch.Generator().manual_seed(self.seed)
             lat = torch.randn(src.shape, generator=g) * self.sched.init_noise_sigma
@@ -107,7 +123,11 @@ class TorchEngine:
                 inp = torch.cat([self.sched.scale_model_input(lat, t), src], 1)
                 pred = self.unet(inp, t, ctx).sample
                 lat = self.sched.step(pred, t, lat).prev_sample
-            out = self.vae.decoder(lat / sf).clamp(-1, 1)
+            out = self.vae.decoder(lat / sf)
+            if affine:
+                import model as nano
+                out = nano.apply_affine(out, full)
+            out = out.clamp(-1, 1)
         return ((out[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
 
 
@@ -170,7 +190,7 @@ def main():
     ap.add_argument("--model", default="models/nano")
     ap.add_argument("--engine", choices=["swift", "torch"], default="swift")
     ap.add_argument("--tool", default=".build/release/stylize-tool")
-    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--size", type=parse_size, default=(256, 256), help="256 or WxH, e.g. 640x480")
     ap.add_argument("--photos", type=int, default=8)
     ap.add_argument("--unseen", type=int, default=3, help="unseen paraphrases per style")
     ap.add_argument("--temporal-frames", type=int, default=60, help="0 skips the temporal check")
@@ -184,7 +204,7 @@ def main():
         a.model, a.engine = export_checkpoint(a.checkpoint, os.path.join(a.out, "checkpoint-folder")), "torch"
     engine = (SwiftEngine(a.model, a.tool, a.out, a.seed) if a.engine == "swift" else TorchEngine(a.model, a.seed))
     photos = load_photos(a.size, a.photos)
-    print(f"{len(photos)} held-out photos at {a.size}x{a.size}: {', '.join(n for n, _ in photos)}; engine {a.engine}")
+    print(f"{len(photos)} held-out photos at {a.size[0]}x{a.size[1]}: {', '.join(n for n, _ in photos)}; engine {a.engine}")
 
     seen = {s: [styles.STYLES[s]["keys"][0]] for s in styles.STYLE_NAMES}
     unseen = {s: styles.heldout_prompts(s)[::max(1, len(styles.heldout_prompts(s)) // a.unseen)][:a.unseen]

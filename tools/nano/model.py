@@ -45,6 +45,16 @@ VAE_CONFIG = dict(
     scaling_factor=1.0, shift_factor=0.0, force_upcast=False,
 )
 
+# The affine output head (docs/ARCHITECTURE.md#working-resolution): the model runs at
+# WORKING_SCALE of the frame and its decoder predicts, per working pixel, a colour
+# transform of the full-size input (out_c = sum_i A_ci I_i + b_c; 12 channels, 4c + i).
+# The autoencoder stage trains an RGB decoder (its encoder makes the source latents);
+# the exported vae/ is that encoder with the 12-channel decoder.
+WORKING_SCALE = 0.5
+WORKING_MAX_PIXELS = 320 * 240
+HEAD_CHANNELS = 12
+HEAD_CONFIG = dict(VAE_CONFIG, out_channels=HEAD_CHANNELS)
+
 TEXT_HIDDEN = 64
 HIDDEN_LAYERS = [-1]
 CROSS_DIM = TEXT_HIDDEN * len(HIDDEN_LAYERS)
@@ -160,6 +170,32 @@ def build_models(tok, seed: int = 0):
     return vae, unet, te
 
 
+def build_head(vae):
+    """The affine head: `vae`'s encoder, a decoder with 12 outputs starting as the identity
+    transform (weights of the last conv near 0, bias = the identity's coefficients)."""
+    from diffusers import AutoencoderTiny
+    head = AutoencoderTiny(**HEAD_CONFIG)
+    head.encoder.load_state_dict(vae.encoder.state_dict())
+    rgb, ours = vae.decoder.state_dict(), head.decoder.state_dict()
+    ours.update({k: v for k, v in rgb.items() if ours[k].shape == v.shape})
+    head.decoder.load_state_dict(ours)
+    last = [m for m in head.decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.weight.mul_(0.01)
+        last.bias.copy_(torch.tensor([1., 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]))
+    return head
+
+
+def apply_affine(coefficients, image):
+    """The Swift engine's applyAffineColor: coefficients [B, 12, h, w] interpolated
+    bilinearly (align_corners=False) to the image's size [B, 3, H, W], then
+    out_c = sum_i A_ci I_i + b_c (unclamped here; the engine clamps to [-1, 1])."""
+    import torch.nn.functional as F
+    c = F.interpolate(coefficients, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    c = c.view(c.shape[0], 3, 4, *c.shape[-2:])
+    return (c[:, :, :3] * image[:, None]).sum(2) + c[:, :, 3]
+
+
 SCHEDULER_CONFIG = dict(
     _class_name="DDIMScheduler", num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
     beta_schedule="scaled_linear", trained_betas=None, clip_sample=False, clip_sample_range=1.0,
@@ -169,8 +205,9 @@ SCHEDULER_CONFIG = dict(
 )
 
 
-def stylize_json(default_style: str = "watercolor") -> dict:
-    return {
+def stylize_json(default_style: str = "watercolor", affine: bool = False) -> dict:
+    head = {"output_head": "affine", "working": {"scale": WORKING_SCALE, "max_pixels": WORKING_MAX_PIXELS}} if affine else {}
+    return head | {
         "conditioning_mode": "concat-channels",
         "default_prompt": styles.STYLES[default_style]["keys"][0],
         "steps": 1,
@@ -208,8 +245,9 @@ def tokenizer_config(tok) -> dict:
     }
 
 
-def write_folder(out: str, vae, unet, te, tok, default_style: str = "watercolor") -> None:
-    """Writes the complete model folder with fp16 weights."""
+def write_folder(out: str, vae, unet, te, tok, default_style: str = "watercolor", head=None) -> None:
+    """Writes the complete model folder with fp16 weights (`head`: the affine head's
+    autoencoder, written as vae/ instead of `vae`)."""
     if os.path.exists(out):
         shutil.rmtree(out)
     for sub in ["tokenizer", "scheduler"]:
@@ -221,7 +259,7 @@ def write_folder(out: str, vae, unet, te, tok, default_style: str = "watercolor"
             f.write("\n")
 
     import copy
-    for name, m in [("unet", unet), ("vae", vae)]:
+    for name, m in [("unet", unet), ("vae", head if head is not None else vae)]:
         copy.deepcopy(m).to(torch.float16).save_pretrained(os.path.join(out, name), safe_serialization=True)
     copy.deepcopy(te).to(torch.float16).save_pretrained(os.path.join(out, "text_encoder"), safe_serialization=True)
     dump("text_encoder/preprocessor_config.json", PREPROCESSOR_CONFIG)
@@ -234,7 +272,7 @@ def write_folder(out: str, vae, unet, te, tok, default_style: str = "watercolor"
         "tokenizer": ["transformers", "Qwen2TokenizerFast"], "unet": ["diffusers", "UNet2DConditionModel"],
         "vae": ["diffusers", "AutoencoderTiny"],
     })
-    dump("stylize.json", stylize_json(default_style))
+    dump("stylize.json", stylize_json(default_style, affine=head is not None))
 
 
 def folder_size(path: str) -> int:

@@ -248,12 +248,22 @@ def lr_at(step, total, base, warm=50):
 TIMESTEP = 999  # DDIM trailing, 1 step
 
 
-def edit_forward(vae, unet, te, src, cond, g, train_decoder: bool):
+def edit_forward(vae, unet, te, src, cond, g, train_decoder: bool, head=None):
+    """With `head` (the affine head) the model runs at WORKING_SCALE of `src` (area
+    downscale, as the engine's resizeArea) and its decoder's colour maps are applied to the
+    full-size `src`, exactly as the Swift engine does."""
+    if head is not None:
+        k = round(1 / nano.WORKING_SCALE)
+        work = F.avg_pool2d(src, k)
+    else:
+        work = src
     with torch.no_grad():
-        src_lat = vae.encoder(src) * vae.config.scaling_factor
+        src_lat = vae.encoder(work) * vae.config.scaling_factor
     ctx = te(**cond).last_hidden_state
     noise = torch.randn(src_lat.shape, generator=g)  # init_noise_sigma = 1; scale_model_input = id
     x0 = unet(torch.cat([noise, src_lat], 1), torch.full((src.shape[0],), TIMESTEP), ctx).sample
+    if head is not None:
+        return x0, nano.apply_affine(head.decoder(x0 / vae.config.scaling_factor), src)
     out = vae.decoder(x0 / vae.config.scaling_factor)
     return x0, out
 
@@ -278,6 +288,9 @@ def main():
     ap.add_argument("--steps-joint", type=int)
     ap.add_argument("--steps-prompts", type=int)
     ap.add_argument("--no-deadline", action="store_true", help="never cut a stage short (exact reruns)")
+    ap.add_argument("--head", choices=["affine", "rgb"], default="affine",
+                    help="affine: run at the working scale and predict colour maps (the current design); "
+                         "rgb: the first nano's full-resolution RGB decoder")
     a = ap.parse_args()
 
     t_start = time.time()
@@ -293,12 +306,15 @@ def main():
 
     tok = nano.build_tokenizer()
     vae, unet, te = nano.build_models(tok, a.seed)
+    head = nano.build_head(vae) if a.head == "affine" else None
     ckpt_path = os.path.join(a.work, "checkpoint.pt")
     state = dict(stage="ae", step=0, plan={}, elapsed=0.0, history=[])
     opt_state = None
     if a.resume and os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, weights_only=False)
         vae.load_state_dict(ck["vae"]); unet.load_state_dict(ck["unet"]); te.load_state_dict(ck["te"])
+        if head is not None and ck.get("head") is not None:
+            head.load_state_dict(ck["head"])
         state, opt_state = ck["state"], ck.get("opt")
         log(f"resumed at stage {state['stage']} step {state['step']} (elapsed {state['elapsed'] / 60:.1f} min)")
         if state["stage"] == "done" and "prompts" not in state["plan"]:
@@ -313,7 +329,8 @@ def main():
     def save(opt):
         state["elapsed"] = elapsed()
         tmp = ckpt_path + ".tmp"
-        torch.save(dict(vae=vae.state_dict(), unet=unet.state_dict(), te=te.state_dict(), state=state,
+        torch.save(dict(vae=vae.state_dict(), unet=unet.state_dict(), te=te.state_dict(),
+                        head=head.state_dict() if head is not None else None, state=state,
                         opt=opt.state_dict() if opt is not None else None), tmp)
         os.replace(tmp, ckpt_path)
 
@@ -338,10 +355,12 @@ def main():
             params = list(vae.parameters())
             base_lr = 2e-3
         elif stage == "edit":
-            params = list(unet.parameters()) + list(te.parameters())
+            # The affine head's decoder learns with the U-Net from the start: its latent is
+            # no image latent, so there is no latent target to learn towards first.
+            params = list(unet.parameters()) + list(te.parameters()) + (list(head.decoder.parameters()) if head else [])
             base_lr = 1e-3
         elif stage == "joint":
-            params = list(unet.parameters()) + list(te.parameters()) + list(vae.decoder.parameters())
+            params = list(unet.parameters()) + list(te.parameters()) + list((head or vae).decoder.parameters())
             base_lr = 3e-4
         else:
             params = list(te.parameters())
@@ -352,6 +371,12 @@ def main():
             p.requires_grad_(stage in ("edit", "joint"))
         for p in te.parameters():
             p.requires_grad_(stage != "ae")
+        if head is not None:
+            head.encoder.load_state_dict(vae.encoder.state_dict())  # the trained encoder makes the source latents
+            for p in head.parameters():
+                p.requires_grad_(False)
+            for p in head.decoder.parameters():
+                p.requires_grad_(stage in ("edit", "joint"))
         opt = torch.optim.AdamW(params, lr=base_lr, weight_decay=1e-4 if stage == "ae" else 1e-2,
                                 betas=(0.9, 0.99))
         if opt_state is not None and state["stage"] == stage and state["step"] > 0:
@@ -369,11 +394,14 @@ def main():
                 info = dict(psnr=psnr(rec, img))
             else:
                 src, tgt, cond, g = batches.edit(si + 1, step, bs, augment=stage == "prompts")
-                x0, out = edit_forward(vae, unet, te, src, cond, g, stage == "joint")
-                with torch.no_grad():
-                    tgt_lat = vae.encoder(tgt) * vae.config.scaling_factor
-                lat_w = 1.0 if stage == "edit" else 0.1
-                loss = lat_w * F.mse_loss(x0, tgt_lat) + pixel_loss(out, tgt)
+                x0, out = edit_forward(vae, unet, te, src, cond, g, stage == "joint", head)
+                if head is not None:
+                    loss = pixel_loss(out, tgt)
+                else:
+                    with torch.no_grad():
+                        tgt_lat = vae.encoder(tgt) * vae.config.scaling_factor
+                    lat_w = 1.0 if stage == "edit" else 0.1
+                    loss = lat_w * F.mse_loss(x0, tgt_lat) + pixel_loss(out, tgt)
                 info = dict(psnr=psnr(out, tgt))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -423,7 +451,7 @@ def main():
                     with torch.no_grad():
                         for label, (src, tgt, cond, _) in (("val", vb), ("val-aug", vb_aug)):
                             g = torch.Generator().manual_seed(0)
-                            _, out = edit_forward(vae, unet, te, src, cond, g, False)
+                            _, out = edit_forward(vae, unet, te, src, cond, g, False, head)
                             msg += f" | {label} psnr {psnr(out, tgt):.2f}"
                 msg += f" | {(time.time() - t_log):.0f}s, elapsed {elapsed() / 60:.1f} min"
                 log(msg)
@@ -438,10 +466,16 @@ def main():
     state["stage"] = "done"
     save(None)
     vae.eval(); unet.eval(); te.eval()
-    nano.write_folder(a.out, vae, unet, te, tok)
+    if head is not None:
+        head.eval()
+        head.encoder.load_state_dict(vae.encoder.state_dict())
+    nano.write_folder(a.out, vae, unet, te, tok, head=head)
     nano.check_folder(a.out)
     import flops
-    r = flops.measure(vae, unet, te, tok, 256, verbose=True)
+    # With the head the model runs at the working scale: a 256² frame costs the 128² model
+    # plus ~25 flops per frame pixel for the colour maps.
+    r = flops.measure(head if head is not None else vae, unet, te, tok,
+                      int(256 * nano.WORKING_SCALE) if head is not None else 256, verbose=True)
     size = nano.folder_size(a.out)
     summary = dict(seed=a.seed, smoke=a.smoke, plan=state["plan"], minutes=elapsed() / 60,
                    gflop_per_frame_256=r["per_frame"] / 1e9, folder_mb=size / 1e6,

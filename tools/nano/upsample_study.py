@@ -28,28 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import styles  # noqa: E402
-from eval import PHOTOS, DATA, SwiftEngine, mse, psnr  # noqa: E402
-
-
-def load(size, n):
-    w, h = size
-    out = []
-    for name in PHOTOS:
-        p = os.path.join(DATA, name)
-        if not os.path.exists(p):
-            continue
-        img = styles.load_rgb(p)
-        ih, iw = img.shape[:2]
-        if iw * h > ih * w:   # crop to the target aspect
-            cw = ih * w // h
-            img = img[:, (iw - cw) // 2:(iw - cw) // 2 + cw]
-        else:
-            ch = iw * h // w
-            img = img[(ih - ch) // 2:(ih - ch) // 2 + ch]
-        out.append((name, cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)))
-        if len(out) == n:
-            break
-    return out
+from eval import SwiftEngine, load_photos, mse, psnr  # noqa: E402
 
 
 def box(x, r):
@@ -120,7 +99,7 @@ def main():
     w, h = map(int, a.size.split("x"))
     os.makedirs(a.out, exist_ok=True)
     engine = SwiftEngine(a.model, a.tool, a.out, 0)
-    photos = load((w, h), a.photos)
+    photos = load_photos((w, h), a.photos)
     refs = {n: {s: styles.apply(s, img) for s in styles.STYLE_NAMES} for n, img in photos}
     variants: dict[str, list] = {}
 
