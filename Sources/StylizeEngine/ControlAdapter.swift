@@ -153,10 +153,9 @@ final class ControlState: @unchecked Sendable {
     }
     private var previousSize: [Int] = []
 
-    /// Keeps the newest output frame (padded size) for the `previous-output` source.
-    func finished(decoded: Tensor, control: LoadedControl?) {
-        guard control?.spec.image == .previousOutput else { return }
-        previousOutput = Self.frame(decoded, index: decoded.n - 1)
+    /// Keeps the newest output frame (working size) for the `previous-output` source.
+    func finished(output: Tensor) {
+        previousOutput = Self.frame(output, index: output.n - 1)
     }
 
     private func controlImages(_ spec: ControlSpec, padded: Tensor, perFrame: Bool) throws -> Tensor {
@@ -165,8 +164,12 @@ final class ControlState: @unchecked Sendable {
         case .frame: return frames
         case .edges: return edgeMap(frames, settings: spec.edges)
         case .previousOutput:
-            guard let p = previousOutput, p.h == padded.h, p.w == padded.w else { return frames }
-            return p
+            // The working-size output, padded as the frames are; a stream's first batch
+            // (or a size change) has none and falls back to the frames.
+            let m = model.sizeMultiple
+            guard let p = previousOutput, p.h <= padded.h, p.w <= padded.w,
+                  padded.h - p.h < m, padded.w - p.w < m else { return frames }
+            return p.h == padded.h && p.w == padded.w ? p : padReplicate(p, height: padded.h, width: padded.w)
         }
     }
 
@@ -193,5 +196,6 @@ struct ControlBatch: BatchAdapters {
                         strength: strength, refreshInterval: refreshInterval)
     }
 
-    func decoded(_ output: Tensor) { state.finished(decoded: output, control: control) }
+    var wantsOutput: Bool { control.spec.image == .previousOutput }
+    func output(_ rgb: Tensor) { state.finished(output: rgb) }
 }

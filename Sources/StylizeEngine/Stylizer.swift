@@ -72,9 +72,11 @@ public final class Stylizer: Sendable {
         t0 = StreamStatistics.now()
         var decoded = try model.codec.decode(x)
         record(\.decode, since: t0)
-        adapters?.decoded(decoded)
         t0 = StreamStatistics.now()
         if (ph, pw) != (h, w) { decoded = crop(decoded, height: h, width: w) }
+        if let adapters, adapters.wantsOutput {
+            adapters.output(model.config.outputHead.workingOutput(decoded, working: working))
+        }
         let out = model.config.outputHead.output(decoded, working: working, frames: frames, spec: model.config.working)
         record(\.other, since: t0)
         return out
@@ -121,7 +123,11 @@ public final class Stylizer: Sendable {
 /// padded size the denoiser sees, and the decoded output (padded) once it exists.
 public protocol BatchAdapters {
     func hooks(padded: Tensor, latentHeight: Int, latentWidth: Int) throws -> LinearInputHooks?
-    func decoded(_ output: Tensor)
+    /// Whether `output` should be called (it costs a copy, or an affine head's application
+    /// at the working size).
+    var wantsOutput: Bool { get }
+    /// The batch's result as RGB at the working size (not padded), [-1, 1].
+    func output(_ rgb: Tensor)
 }
 
 // MARK: - tensor plumbing
@@ -187,6 +193,18 @@ func padReplicate(_ t: Tensor, height: Int, width: Int) -> Tensor {
 }
 
 extension OutputHead {
+    /// RGB at the working size: the decoder's pixels, or its colour maps applied to the
+    /// working-size input.
+    func workingOutput(_ decoded: Tensor, working: Tensor) -> Tensor {
+        switch self {
+        case .affine: return applyAffineColor(decoded, to: working)
+        case .rgb:
+            var rgb = decoded
+            clampInPlace(&rgb)
+            return rgb
+        }
+    }
+
     /// The frame-size output from the decoder's output at the working size.
     func output(_ decoded: Tensor, working: Tensor, frames: Tensor, spec: WorkingResolution) -> Tensor {
         switch self {

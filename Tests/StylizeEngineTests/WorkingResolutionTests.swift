@@ -61,6 +61,32 @@ final class WorkingResolutionTests: XCTestCase {
         XCTAssertFalse(out.data.contains { !$0.isFinite || abs($0) > 1 })
     }
 
+    /// The temporal source sees RGB at the working size whatever the head (an affine
+    /// decoder's 12 channels are applied first).
+    func testPreviousOutputConditioningWorksWithTheAffineHead() throws {
+        let e = try engine(decoderChannels: 12, extra: #", "output_head": "affine", "working": {"scale": 0.5}"#)
+        let file = folders[0] + "/lllite.safetensors"
+        try ControlNetLLLite.randomWeights(denoiser: e.model.denoiser, imageDownscale: e.model.codec.downscale, blocks: .all,
+                                           condEmbDim: 8, mlpDim: 8, seed: 2).write(to: file)
+        let url = URL(fileURLWithPath: folders[0] + "/stylize.json")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        json["control"] = ["weights": "lllite.safetensors", "image": "previous-output", "refresh_interval": 1]
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        let t = StylizeEngine(model: try StylizeModel(path: folders[0]))
+        var s = StylizeSettings()
+        s.refreshInterval = 0
+        s.control = t.modelDefaults.control
+        s.controlRefreshInterval = 1
+        s.workingScale = 0.5
+        try t.start(settings: s)
+        defer { t.stop() }
+        let frames = TinyModelFolder.frames(2, 48, 80)  // working 24×40, padded to 32×48
+        let first = try t.process(frames, settings: s)
+        let second = try t.process(frames, settings: s)
+        XCTAssertEqual(second.shape, frames.shape)
+        XCTAssertGreaterThan(second.maxAbsDifference(first), 0, "the second batch is conditioned by the first's output")
+    }
+
     func testHeadAndDecoderMustAgreeAndWorkingIsChecked() throws {
         XCTAssertThrowsError(try engine(decoderChannels: 3, extra: #", "output_head": "affine""#)) { e in
             XCTAssertTrue("\(e)".contains("out_channels") && "\(e)".contains("12"), "\(e)")
