@@ -105,15 +105,19 @@ struct PolynomialBasis: Sendable {
     /// the column) of width + 2·radius, the borders replicated.
     func scratchPerRow(width: Int) -> Int { 3 * (width + 2 * radius) }
 
-    /// Expands a one-channel plane into `dst` ([height, width, 5]).
-    func expand(_ src: UnsafePointer<Float>, width w: Int, height h: Int, into dst: UnsafeMutablePointer<Float>) {
+    /// Expands a one-channel plane. The coefficients are written twice: as five planes
+    /// (`planes`, plane c at c·planeStride, each row-major [height, width]) for reading
+    /// many pixels of one coefficient, and interleaved ([height, width, 5] at `pixels`)
+    /// for reading all coefficients of one pixel.
+    func expand(_ src: UnsafePointer<Float>, width w: Int, height h: Int,
+                planes: UnsafeMutablePointer<Float>, planeStride: Int, pixels: UnsafeMutablePointer<Float>) {
         let n = radius
         let stride = w + 2 * n
         g.withUnsafeBufferPointer { gb in
             xg.withUnsafeBufferPointer { xgb in
                 xxg.withUnsafeBufferPointer { xxgb in
                     let (g, xg, xxg) = (gb.baseAddress!, xgb.baseAddress!, xxgb.baseAddress!)
-                    parallelLanes(h, scratch: scratchPerRow(width: w)) { rows, scratch in
+                    rowBands(h, width: w, scratch: scratchPerRow(width: w)) { rows, scratch in
                         // The three correlations, each with n replicated pixels either side.
                         let c0 = scratch + n, c1 = scratch + stride + n, c2 = scratch + 2 * stride + n
                         for y in rows {
@@ -137,7 +141,8 @@ struct PolynomialBasis: Sendable {
                                 (c0[-k], c1[-k], c2[-k]) = (c0[0], c1[0], c2[0])
                                 (c0[w - 1 + k], c1[w - 1 + k], c2[w - 1 + k]) = (c0[w - 1], c1[w - 1], c2[w - 1])
                             }
-                            expandRow(c0, c1, c2, width: w, g: g, xg: xg, xxg: xxg, into: dst + y * w * 5)
+                            expandRow(c0, c1, c2, width: w, g: g, xg: xg, xxg: xxg,
+                                      planes: planes + y * w, planeStride: planeStride, pixels: pixels + y * w * 5)
                         }
                     }
                 }
@@ -145,16 +150,47 @@ struct PolynomialBasis: Sendable {
         }
     }
 
-    /// The horizontal correlations of one row, in double, and the coefficients from them.
+    /// The horizontal correlations of one row, accumulated in double, and the
+    /// coefficients from them; four pixels at a time (six accumulators of four doubles
+    /// stay in registers), each lane doing one pixel's operations in the scalar order.
+    /// Then the planes' row is interleaved into `pixels`.
     @inline(__always)
     private func expandRow(_ c0: UnsafeMutablePointer<Float>, _ c1: UnsafeMutablePointer<Float>,
                            _ c2: UnsafeMutablePointer<Float>, width w: Int,
                            g: UnsafePointer<Float>, xg: UnsafePointer<Float>, xxg: UnsafePointer<Float>,
-                           into d: UnsafeMutablePointer<Float>) {
+                           planes: UnsafeMutablePointer<Float>, planeStride ps: Int, pixels d: UnsafeMutablePointer<Float>) {
+        typealias F = SIMD4<Float>
+        typealias D = SIMD4<Double>
         let n = radius
         let (ig11, ig03, ig33, ig55) = (self.ig11, self.ig03, self.ig33, self.ig55)
-        for x in 0..<w {
+        @inline(__always) func load(_ p: UnsafeMutablePointer<Float>) -> F { UnsafeRawPointer(p).loadUnaligned(as: F.self) }
+        @inline(__always) func store(_ v: D, _ p: UnsafeMutablePointer<Float>) {
+            UnsafeMutableRawPointer(p).storeBytes(of: F(v), as: F.self)
+        }
+        var x = 0
+        while x + 4 <= w {
             // b1…b6: the correlations with 1, x, y, x², y², xy.
+            var b1 = D(load(c0 + x) * g[0]), b2 = D(repeating: 0), b3 = D(load(c1 + x) * g[0])
+            var b4 = D(repeating: 0), b5 = D(load(c2 + x) * g[0]), b6 = D(repeating: 0)
+            for k in 1...n {
+                let (right0, left0) = (load(c0 + x + k), load(c0 + x - k))
+                let (right1, left1) = (load(c1 + x + k), load(c1 + x - k))
+                let tg = D(right0 + left0)
+                b1 += tg * Double(g[k])
+                b4 += tg * Double(xxg[k])
+                b2 += D((right0 - left0) * xg[k])
+                b3 += D((right1 + left1) * g[k])
+                b6 += D((right1 - left1) * xg[k])
+                b5 += D((load(c2 + x + k) + load(c2 + x - k)) * g[k])
+            }
+            store(b3 * ig11, planes + x)
+            store(b2 * ig11, planes + ps + x)
+            store(b1 * ig03 + b5 * ig33, planes + 2 * ps + x)
+            store(b1 * ig03 + b4 * ig33, planes + 3 * ps + x)
+            store(b6 * ig55, planes + 4 * ps + x)
+            x += 4
+        }
+        while x < w {
             var b1 = Double(c0[x] * g[0]), b2 = 0.0, b3 = Double(c1[x] * g[0])
             var b4 = 0.0, b5 = Double(c2[x] * g[0]), b6 = 0.0
             for k in 1...n {
@@ -167,11 +203,13 @@ struct PolynomialBasis: Sendable {
                 b6 += Double((c1[x + k] - c1[x - k]) * xg[k])
                 b5 += Double((c2[x + k] + c2[x - k]) * g[k])
             }
-            d[x * 5] = Float(b3 * ig11)
-            d[x * 5 + 1] = Float(b2 * ig11)
-            d[x * 5 + 2] = Float(b1 * ig03 + b5 * ig33)
-            d[x * 5 + 3] = Float(b1 * ig03 + b4 * ig33)
-            d[x * 5 + 4] = Float(b6 * ig55)
+            (planes[x], planes[ps + x], planes[2 * ps + x], planes[3 * ps + x], planes[4 * ps + x])
+                = (Float(b3 * ig11), Float(b2 * ig11), Float(b1 * ig03 + b5 * ig33), Float(b1 * ig03 + b4 * ig33), Float(b6 * ig55))
+            x += 1
+        }
+        for x in 0..<w {
+            (d[x * 5], d[x * 5 + 1], d[x * 5 + 2], d[x * 5 + 3], d[x * 5 + 4])
+                = (planes[x], planes[ps + x], planes[2 * ps + x], planes[3 * ps + x], planes[4 * ps + x])
         }
     }
 }

@@ -66,45 +66,85 @@ enum PlaneResampling {
     static func gaussianBlur(_ src: UnsafePointer<Float>, width w: Int, height h: Int, kernel: [Float],
                              into dst: UnsafeMutablePointer<Float>, rowScratch: UnsafeMutablePointer<Float>,
                              columns: PlaneSamples, rows: PlaneSamples) {
+        typealias F = SIMD8<Float>
+        @inline(__always) func load(_ p: UnsafePointer<Float>) -> F { UnsafeRawPointer(p).loadUnaligned(as: F.self) }
+        @inline(__always) func store(_ v: F, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F.self) }
         let r = kernel.count / 2
         kernel.withUnsafeBufferPointer { kb in
             let k = kb.baseAddress! + r
-            parallelRanges(h, minPerThread: 8) { range in
+            /// One output of the row pass; `at` reads the row (reflecting at its ends).
+            @inline(__always) func rowTap(_ x: Int, _ at: (Int) -> Float) -> Float {
+                if r <= 2 {
+                    var acc = r == 0 ? at(x) * k[0] : (at(x - 1) + at(x + 1)) * k[1]
+                    if r > 0 { acc = acc.addingProduct(at(x), k[0]) }
+                    if r == 2 { acc = acc.addingProduct(at(x - 2) + at(x + 2), k[2]) }
+                    return acc
+                }
+                var acc = at(x - r) * k[-r]
+                for i in stride(from: -r + 1, through: r, by: 1) { acc = acc.addingProduct(at(x + i), k[i]) }
+                return acc
+            }
+            rowRanges(h, width: w) { range in
                 for y in range {
                     let s = src + y * w
                     let t = rowScratch + y * w
-                    @inline(__always) func at(_ x: Int) -> Float { s[reflect101(x, w)] }
-                    columns.forEach { x in
-                        let inside = x >= r && x + r < w
-                        if r <= 2 {
-                            var acc = r == 0 ? s[x] * k[0]
-                                : (inside ? s[x - 1] + s[x + 1] : at(x - 1) + at(x + 1)) * k[1]
-                            if r > 0 { acc = acc.addingProduct(s[x], k[0]) }
-                            if r == 2 { acc = acc.addingProduct(inside ? s[x - 2] + s[x + 2] : at(x - 2) + at(x + 2), k[2]) }
-                            t[x] = acc
-                        } else if inside {
-                            var acc = s[x - r] * k[-r]
-                            for i in stride(from: -r + 1, through: r, by: 1) { acc = acc.addingProduct(s[x + i], k[i]) }
-                            t[x] = acc
-                        } else {
-                            var acc = at(x - r) * k[-r]
-                            for i in stride(from: -r + 1, through: r, by: 1) { acc = acc.addingProduct(at(x + i), k[i]) }
-                            t[x] = acc
+                    if columns.isAll {
+                        // Interior pixels eight at a time (each lane the scalar order), the
+                        // r pixels at each end with reflection.
+                        var x = r
+                        while x + 8 + r <= w {
+                            var acc: F
+                            if r <= 2 {
+                                acc = r == 0 ? load(s + x) * k[0] : (load(s + x - 1) + load(s + x + 1)) * k[1]
+                                if r > 0 { acc = acc.addingProduct(load(s + x), k[0]) }
+                                if r == 2 { acc = acc.addingProduct(load(s + x - 2) + load(s + x + 2), k[2]) }
+                            } else {
+                                acc = load(s + x - r) * k[-r]
+                                for i in stride(from: -r + 1, through: r, by: 1) { acc = acc.addingProduct(load(s + x + i), k[i]) }
+                            }
+                            store(acc, t + x)
+                            x += 8
+                        }
+                        for x in 0..<min(r, w) { t[x] = rowTap(x) { s[reflect101($0, w)] } }
+                        for x in max(x, min(r, w))..<w { t[x] = rowTap(x) { s[reflect101($0, w)] } }
+                    } else {
+                        columns.forEach { x in
+                            t[x] = x >= r && x + r < w ? rowTap(x) { s[$0] } : rowTap(x) { s[reflect101($0, w)] }
                         }
                     }
                 }
             }
-            parallelRanges(rows.count, minPerThread: 8) { range in
+            rowRanges(rows.count, width: w) { range in
                 for j in range {
                     let y = rows[j]
                     let centre = rowScratch + y * w
                     let d = dst + y * w
-                    columns.forEach { x in d[x] = centre[x] * k[0] }
-                    for i in stride(from: 1, through: r, by: 1) {
-                        let up = rowScratch + reflect101(y - i, h) * w
-                        let down = rowScratch + reflect101(y + i, h) * w
-                        let ki = k[i]
-                        columns.forEach { x in d[x] = d[x].addingProduct(up[x] + down[x], ki) }
+                    if columns.isAll {
+                        var x = 0
+                        while x + 8 <= w {
+                            var acc = load(centre + x) * k[0]
+                            for i in stride(from: 1, through: r, by: 1) {
+                                let up = rowScratch + reflect101(y - i, h) * w, down = rowScratch + reflect101(y + i, h) * w
+                                acc = acc.addingProduct(load(up + x) + load(down + x), k[i])
+                            }
+                            store(acc, d + x)
+                            x += 8
+                        }
+                        for x in x..<w {
+                            var acc = centre[x] * k[0]
+                            for i in stride(from: 1, through: r, by: 1) {
+                                acc = acc.addingProduct(rowScratch[reflect101(y - i, h) * w + x] + rowScratch[reflect101(y + i, h) * w + x], k[i])
+                            }
+                            d[x] = acc
+                        }
+                    } else {
+                        columns.forEach { x in d[x] = centre[x] * k[0] }
+                        for i in stride(from: 1, through: r, by: 1) {
+                            let up = rowScratch + reflect101(y - i, h) * w
+                            let down = rowScratch + reflect101(y + i, h) * w
+                            let ki = k[i]
+                            columns.forEach { x in d[x] = d[x].addingProduct(up[x] + down[x], ki) }
+                        }
                     }
                 }
             }
@@ -334,6 +374,8 @@ struct PlaneSamples {
         return PlaneSamples(all: nil, list: b, count: count)
     }
 
+    var isAll: Bool { list == nil }
+
     @inline(__always)
     subscript(_ j: Int) -> Int { list.map { Int($0[j]) } ?? j }
 
@@ -344,5 +386,26 @@ struct PlaneSamples {
         } else {
             for j in 0..<count { body(j) }
         }
+    }
+}
+
+/// Rows of a plane `width` wide per thread, at least: below some thousands of pixels a
+/// thread's wake-up costs more than its share of the work (the coarse pyramid levels).
+@inline(__always)
+func minimumRows(width: Int) -> Int { max(1, 8192 / max(1, width)) }
+
+/// `parallelRanges` over the rows of a plane, with at least `minimumRows` per thread.
+@inline(__always)
+func rowRanges(_ height: Int, width: Int, _ body: (Range<Int>) -> Void) {
+    parallelRanges(height, minPerThread: minimumRows(width: width), body)
+}
+
+/// `parallelLanes(_:scratch:_:)` over the rows of a plane: the rows cut into as many
+/// bands as threads (at least `minimumRows` each), each band with its own scratch.
+@inline(__always)
+func rowBands(_ height: Int, width: Int, scratch: Int, _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
+    let bands = max(1, min(ThreadBudget.available, height / minimumRows(width: width)))
+    parallelLanes(bands, scratch: scratch) { lanes, s in
+        for b in lanes { body((b * height / bands)..<((b + 1) * height / bands), s) }
     }
 }
