@@ -51,9 +51,25 @@ public enum FlowWarp {
         warped.data.withUnsafeMutableBufferPointer { ob in
         valid.data.withUnsafeMutableBufferPointer { vb in
             let (src, f, dst, mask) = (ib.baseAddress!, fb.baseAddress!, ob.baseAddress!, vb.baseAddress!)
-            parallelRanges(h, minPerThread: 4) { rows in
+            parallelRanges(h, minPerThread: max(1, 8192 / w)) { rows in
                 for y in rows {
-                    for x in 0..<w {
+                    var x = 0
+                    if c == 3 {
+                        // Eight pixels' positions, weights and validity per step; then each
+                        // pixel's four neighbours blended as 4-lane vectors (RGB and one lane
+                        // of the next pixel, unused; the very last pixel goes the scalar way).
+                        while x + 8 <= w && (y < h - 1 || x + 8 < w) {
+                            let t = BilinearTaps8(flow: f + 2 * (y * w + x), x: x, y: y, width: w, height: h)
+                            UnsafeMutableRawPointer(mask + y * w + x).storeBytes(of: t.valid, as: SIMD8<Float>.self)
+                            for b in 0..<n {
+                                let plane = src + b * h * w * 3
+                                let o = dst + (b * h * w + y * w + x) * 3
+                                for l in 0..<8 { t.sample3(l, plane, into: o + 3 * l) }
+                            }
+                            x += 8
+                        }
+                    }
+                    for x in x..<w {
                         let p = y * w + x
                         let sx = Float(x) + f[2 * p], sy = Float(y) + f[2 * p + 1]
                         let inside = sx >= 0 && sx <= Float(w - 1) && sy >= 0 && sy <= Float(h - 1)
@@ -123,8 +139,8 @@ struct BilinearTap {
 
     @inline(__always)
     init(_ x: Float, _ y: Float, width w: Int, height h: Int) {
-        let cx = x.isFinite ? min(max(x, 0), Float(w - 1)) : 0
-        let cy = y.isFinite ? min(max(y, 0), Float(h - 1)) : 0
+        let cx = x.isNaN ? 0 : min(max(x, 0), Float(w - 1))
+        let cy = y.isNaN ? 0 : min(max(y, 0), Float(h - 1))
         let x0 = Int(cx.rounded(.down)), y0 = Int(cy.rounded(.down))
         let x1 = min(x0 + 1, w - 1), y1 = min(y0 + 1, h - 1)
         (fx, fy) = (cx - Float(x0), cy - Float(y0))
@@ -136,5 +152,55 @@ struct BilinearTap {
         let top = plane[i00 * c + ch] + fx * (plane[i01 * c + ch] - plane[i00 * c + ch])
         let bottom = plane[i10 * c + ch] + fx * (plane[i11 * c + ch] - plane[i10 * c + ch])
         return top + fy * (bottom - top)
+    }
+}
+
+/// `BilinearTap` for eight consecutive pixels of a row displaced by their flow vectors:
+/// the same clamping and weights, computed as vectors.
+struct BilinearTaps8 {
+    // Plane indices as floats (exact below 2²⁴ pixels): the stdlib's vector float→int
+    // conversion is a generic call, not an instruction.
+    let index: SIMD8<Float>
+    let next: SIMD8<Float>
+    let below: SIMD8<Float>
+    let fx: SIMD8<Float>
+    let fy: SIMD8<Float>
+    /// 1 where the displaced position lies inside the frame, else 0.
+    let valid: SIMD8<Float>
+
+    @inline(__always)
+    init(flow f: UnsafePointer<Float>, x: Int, y: Int, width w: Int, height h: Int) {
+        typealias F = SIMD8<Float>
+        let v = UnsafeRawPointer(f).loadUnaligned(as: SIMD16<Float>.self)
+        let sx = F(0, 1, 2, 3, 4, 5, 6, 7) + Float(x) + v.evenHalf
+        let sy = Float(y) + v.oddHalf
+        let (maxX, maxY) = (Float(w - 1), Float(h - 1))
+        let inside = (sx .>= 0) .& (sx .<= maxX) .& (sy .>= 0) .& (sy .<= maxY)
+        valid = F(repeating: 0).replacing(with: 1, where: inside)
+        // Clamped into the frame; NaN (which fails every comparison) to 0, as the scalar tap.
+        @inline(__always) func clamp(_ s: F, _ upper: Float) -> F {
+            s.replacing(with: 0, where: .!(s .>= 0)).replacing(with: upper, where: s .> upper)
+        }
+        let cx = clamp(sx, maxX), cy = clamp(sy, maxY)
+        let x0 = cx.rounded(.down), y0 = cy.rounded(.down)
+        (fx, fy) = (cx - x0, cy - y0)
+        index = y0 * Float(w) + x0
+        next = F(repeating: 1).replacing(with: 0, where: x0 .>= maxX)
+        below = F(repeating: Float(w)).replacing(with: 0, where: y0 .>= maxY)
+    }
+
+    /// Lane l's RGB value from an interleaved RGB plane (reads one float past the
+    /// bottom-right neighbour: not for the plane's last pixel).
+    @inline(__always)
+    func sample3(_ l: Int, _ plane: UnsafePointer<Float>, into o: UnsafeMutablePointer<Float>) {
+        @inline(__always) func pixel(_ i: Int) -> SIMD4<Float> { UnsafeRawPointer(plane + 3 * i).loadUnaligned(as: SIMD4<Float>.self) }
+        let (i, right, down) = (Int(index[l]), Int(next[l]), Int(below[l]))
+        let (p00, p01) = (pixel(i), pixel(i + right))
+        let (p10, p11) = (pixel(i + down), pixel(i + down + right))
+        let (ax, ay) = (fx[l], fy[l])
+        let top = p00 + ax * (p01 - p00)
+        let bottom = p10 + ax * (p11 - p10)
+        let v = top + ay * (bottom - top)
+        (o[0], o[1], o[2]) = (v[0], v[1], v[2])
     }
 }

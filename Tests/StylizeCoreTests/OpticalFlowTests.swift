@@ -90,6 +90,39 @@ final class OpticalFlowTests: XCTestCase {
         }
     }
 
+    func testWarpMatchesABilinearReferenceForRandomFlows() {
+        // Vectors up to ±6 px on a 37×21 frame (many samples fall outside), one NaN, a
+        // batch of two, RGB (the vector path) and one channel (the scalar path).
+        let (h, w) = (21, 37)
+        var flow = Reference.randomTensor([h, w, 2], seed: 3, scale: 6)
+        flow.data[2 * (10 * w + 12)] = .nan
+        for c in [3, 1] {
+            let image = Reference.randomTensor([2, h, w, c], seed: 4)
+            let (warped, valid) = FlowWarp.warp(image, flow: flow)
+            for y in 0..<h {
+                for x in 0..<w {
+                    let p = y * w + x
+                    let sx = Double(x) + Double(flow.data[2 * p]), sy = Double(y) + Double(flow.data[2 * p + 1])
+                    let inside = sx >= 0 && sx <= Double(w - 1) && sy >= 0 && sy <= Double(h - 1)
+                    XCTAssertEqual(valid.data[p], inside ? 1 : 0, "valid at (\(x), \(y))")
+                    // Outside, the nearest edge pixel's value (NaN counts as 0).
+                    let cx = sx.isNaN ? 0 : min(max(sx, 0), Double(w - 1)), cy = sy.isNaN ? 0 : min(max(sy, 0), Double(h - 1))
+                    let (x0, y0) = (Int(cx.rounded(.down)), Int(cy.rounded(.down)))
+                    let (x1, y1) = (min(x0 + 1, w - 1), min(y0 + 1, h - 1))
+                    let (ax, ay) = (cx - Double(x0), cy - Double(y0))
+                    for b in 0..<2 {
+                        for ch in 0..<c {
+                            func v(_ xx: Int, _ yy: Int) -> Double { Double(image.data[((b * h + yy) * w + xx) * c + ch]) }
+                            let expected = (1 - ay) * ((1 - ax) * v(x0, y0) + ax * v(x1, y0)) + ay * ((1 - ax) * v(x0, y1) + ax * v(x1, y1))
+                            XCTAssertEqual(Double(warped.data[((b * h + y) * w + x) * c + ch]), expected, accuracy: 1e-5,
+                                           "c \(c), frame \(b), (\(x), \(y))")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testForwardBackwardCheckMarksTheDisoccludedStrip() {
         // A 10 px square moves 4 px right over a still background. On the current frame,
         // the strip it uncovered (x 10..<14) shows background that prev hid: its backward
