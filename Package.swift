@@ -110,7 +110,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "StylizeCoreTests", dependencies: ["StylizeCore"]),
+        .testTarget(name: "StylizeCoreTests", dependencies: ["StylizeCore"], exclude: ["Fixtures"]),
         .testTarget(
             name: "StylizeModelsTests",
             dependencies: ["StylizeModels"],

@@ -20,16 +20,19 @@ struct Bench: ParsableCommand {
         --control FILE attaches a ControlNet-LLLite: unet times calls with and without it,
         interleaved, and prints the added time; element sets the element's control property
         (with --control-refresh-interval).
+        flow times Farnebäck optical flow (calcOpticalFlowFarneback's parameters of the video
+        style-transfer work) on a synthetic pair at --size, half and quarter of it (at least 30
+        runs each), and the backward warp at --size; it needs no --model.
         """)
 
     enum Component: String, ExpressibleByArgument, CaseIterable {
-        case unet, vaeEncode = "vae-encode", vaeDecode = "vae-decode", textEncoder = "text-encoder", element
+        case unet, vaeEncode = "vae-encode", vaeDecode = "vae-decode", textEncoder = "text-encoder", element, flow
     }
 
-    @Argument(help: "unet | vae-encode | vae-decode | text-encoder | element")
+    @Argument(help: "unet | vae-encode | vae-decode | text-encoder | element | flow")
     var component: Component
-    @Option(help: "Component folder (config.json + *.safetensors).")
-    var model: String
+    @Option(help: "Component folder (config.json + *.safetensors); not for flow.")
+    var model: String?
     @Option(help: "Batch size.")
     var batch: Int = 1
     @Option(help: "Image size HxW.")
@@ -81,6 +84,11 @@ struct Bench: ParsableCommand {
             func random(_ shape: [Int]) -> Tensor {
                 Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
             }
+            if component == .flow {
+                FlowBench.run(width: width, height: height, repeats: repeats)
+                return
+            }
+            guard let model else { throw ValidationError("bench \(component.rawValue) needs --model") }
             if component == .element {
                 try ElementBench.run(model: model, width: width, height: height, batch: batch, frames: frames,
                                      refreshInterval: refreshInterval, threads: threads, control: control,
@@ -124,7 +132,7 @@ struct Bench: ParsableCommand {
                 let s = vae.downscale
                 let latent = random([batch, height / s, width / s, vae.latentChannels])
                 call = { _ = try vae.decode(latent) }
-            case .element:
+            case .element, .flow:
                 return
             case .textEncoder:
                 let encoder = try TextEncoder.load(directory: model)
