@@ -42,6 +42,9 @@ import model as nano  # noqa: E402
 import styles  # noqa: E402
 
 STAGE_SHARE = dict(cache=0.06, ae=0.20, edit=0.47, joint=0.12, prompts=0.10)  # the rest: export + slack
+# With the affine head: the U-Net learns first with the RGB decoder at the working scale,
+# then the 12-channel decoder learns the maps with the U-Net frozen.
+HEAD_STAGE_SHARE = dict(cache=0.06, ae=0.18, edit=0.38, head=0.14, joint=0.12, prompts=0.10)
 STYLE_NAMES = styles.STYLE_NAMES
 CACHE_SIZE = 160
 CROP = 128
@@ -268,6 +271,26 @@ def edit_forward(vae, unet, te, src, cond, g, train_decoder: bool, head=None):
     return x0, out
 
 
+def guided_maps(src, tgt, r: int = 1, eps: float = 1e-4):
+    """The affine head's target: per pixel, the colour transform (3×3 + offset, the
+    head's 12-channel layout 4c + i) that best maps `src` to `tgt` over a (2r+1)² window,
+    regularised by eps (for [0, 1] images; ours span [-1, 1]), averaged over the window:
+    a fast guided filter with the RGB guide (tools/nano/upsample_study.py's oracle)."""
+    def box(x):
+        return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1)
+    b_, _, h, w = src.shape
+    mi, ms = box(src), box(tgt)
+    cov_ii = torch.stack([torch.stack([box(src[:, i] * src[:, j]) - mi[:, i] * mi[:, j] for j in range(3)], -1)
+                          for i in range(3)], -2)                       # [B, h, w, 3, 3]
+    cov_is = torch.stack([torch.stack([box(src[:, i] * tgt[:, c]) - mi[:, i] * ms[:, c] for c in range(3)], -1)
+                          for i in range(3)], -2)                       # [B, h, w, 3(guide), 3(out)]
+    a = torch.linalg.solve(cov_ii + 4 * eps * torch.eye(3), cov_is)   # [B, h, w, 3(guide), 3(out)]
+    bias = ms.permute(0, 2, 3, 1) - torch.einsum("bhwi,bhwic->bhwc", mi.permute(0, 2, 3, 1), a)
+    maps = torch.cat([a.permute(0, 4, 3, 1, 2).reshape(b_, 3, 3, h, w),    # [B, 3(out), 3(guide), h, w]
+                      bias.permute(0, 3, 1, 2)[:, :, None]], 2).reshape(b_, 12, h, w)
+    return box(maps)
+
+
 # ----------------------------------------------------------------------------- main
 
 def main():
@@ -287,6 +310,7 @@ def main():
     ap.add_argument("--steps-edit", type=int)
     ap.add_argument("--steps-joint", type=int)
     ap.add_argument("--steps-prompts", type=int)
+    ap.add_argument("--steps-head", type=int)
     ap.add_argument("--no-deadline", action="store_true", help="never cut a stage short (exact reruns)")
     ap.add_argument("--head", choices=["affine", "rgb"], default="affine",
                     help="affine: run at the working scale and predict colour maps (the current design); "
@@ -346,8 +370,13 @@ def main():
     vb_aug = batches.edit(98, 0, 8, augment=True)
     styles.check_augmentation_excludes_heldout()
 
-    stages = ["ae", "edit", "joint", "prompts"]
-    explicit = dict(ae=a.steps_ae, edit=a.steps_edit, joint=a.steps_joint, prompts=a.steps_prompts)
+    stages = ["ae", "edit", "head", "joint", "prompts"] if head is not None else ["ae", "edit", "joint", "prompts"]
+    shares = HEAD_STAGE_SHARE if head is not None else STAGE_SHARE
+    explicit = dict(ae=a.steps_ae, edit=a.steps_edit, head=a.steps_head, joint=a.steps_joint, prompts=a.steps_prompts)
+    k_work = round(1 / nano.WORKING_SCALE)
+
+    def working(t):
+        return F.avg_pool2d(t, k_work) if head is not None else t
     for si, stage in enumerate(stages):
         if state["stage"] == "done" or stages.index(state["stage"]) > si:
             continue
@@ -355,9 +384,13 @@ def main():
             params = list(vae.parameters())
             base_lr = 2e-3
         elif stage == "edit":
-            # The affine head's decoder learns with the U-Net from the start: its latent is
-            # no image latent, so there is no latent target to learn towards first.
-            params = list(unet.parameters()) + list(te.parameters()) + (list(head.decoder.parameters()) if head else [])
+            # With the affine head this runs at the working scale with the RGB decoder: the
+            # latent target gives the U-Net a direct signal (end to end through the colour
+            # maps alone it stayed at the identity's PSNR).
+            params = list(unet.parameters()) + list(te.parameters())
+            base_lr = 1e-3
+        elif stage == "head":
+            params = list(head.decoder.parameters())
             base_lr = 1e-3
         elif stage == "joint":
             params = list(unet.parameters()) + list(te.parameters()) + list((head or vae).decoder.parameters())
@@ -376,7 +409,7 @@ def main():
             for p in head.parameters():
                 p.requires_grad_(False)
             for p in head.decoder.parameters():
-                p.requires_grad_(stage in ("edit", "joint"))
+                p.requires_grad_(stage in ("head", "joint"))
         opt = torch.optim.AdamW(params, lr=base_lr, weight_decay=1e-4 if stage == "ae" else 1e-2,
                                 betas=(0.9, 0.99))
         if opt_state is not None and state["stage"] == stage and state["step"] > 0:
@@ -392,10 +425,22 @@ def main():
                 rec = vae.decoder(lat)
                 loss = pixel_loss(rec, img)
                 info = dict(psnr=psnr(rec, img))
+            elif stage == "head":
+                src, tgt, cond, g = batches.edit(si + 1, step, bs)
+                with torch.no_grad():
+                    x0, _ = edit_forward(vae, unet, te, working(src), cond, g, False)
+                    target_maps = guided_maps(working(src), working(tgt))
+                maps = head.decoder(x0 / vae.config.scaling_factor)
+                out = nano.apply_affine(maps, src)
+                loss = F.mse_loss(maps, target_maps) + pixel_loss(out, tgt)
+                info = dict(psnr=psnr(out, tgt))
             else:
                 src, tgt, cond, g = batches.edit(si + 1, step, bs, augment=stage == "prompts")
-                x0, out = edit_forward(vae, unet, te, src, cond, g, stage == "joint", head)
-                if head is not None:
+                if head is not None and stage == "edit":
+                    src, tgt = working(src), working(tgt)
+                affine = head if (head is not None and stage != "edit") else None
+                x0, out = edit_forward(vae, unet, te, src, cond, g, stage == "joint", affine)
+                if affine is not None:
                     loss = pixel_loss(out, tgt)
                 else:
                     with torch.no_grad():
@@ -424,17 +469,17 @@ def main():
                 per = (time.time() - t) / calib
                 opt = torch.optim.AdamW(params, lr=base_lr, weight_decay=opt.defaults["weight_decay"],
                                         betas=(0.9, 0.99))
-                share = STAGE_SHARE[stage] * budget
+                share = shares[stage] * budget
                 if stage == "ae":  # the cache's unused share goes to the autoencoder
-                    share += max(0.0, STAGE_SHARE["cache"] * budget - state["cache_s"])
+                    share += max(0.0, shares["cache"] * budget - state["cache_s"])
                 state["plan"][stage] = max(10, int(share / per))
                 log(f"{stage}: {per * 1000:.0f} ms/step at batch {bs} -> {state['plan'][stage]} steps "
                     f"({share / 60:.1f} min)")
         total = state["plan"][stage]
         # safety net for the 3-hour limit on a slower or busier machine than calibrated:
         # stop the stage (keeping what it learnt) when its cumulative share is overrun by 5 min
-        order = ["cache", "ae", "edit", "joint", "prompts"]
-        deadline = sum(STAGE_SHARE[k] for k in order[:order.index(stage) + 1]) * budget + 300
+        order = ["cache"] + stages
+        deadline = sum(shares[k] for k in order[:order.index(stage) + 1]) * budget + 300
         last_save, t_log = time.time(), time.time()
         while state["step"] < total:
             if not a.no_deadline and elapsed() > deadline:
@@ -451,7 +496,11 @@ def main():
                     with torch.no_grad():
                         for label, (src, tgt, cond, _) in (("val", vb), ("val-aug", vb_aug)):
                             g = torch.Generator().manual_seed(0)
-                            _, out = edit_forward(vae, unet, te, src, cond, g, False, head)
+                            if head is not None and stage == "edit":  # the U-Net alone, at the working scale
+                                _, out = edit_forward(vae, unet, te, working(src), cond, g, False)
+                                tgt = working(tgt)
+                            else:
+                                _, out = edit_forward(vae, unet, te, src, cond, g, False, head)
                             msg += f" | {label} psnr {psnr(out, tgt):.2f}"
                 msg += f" | {(time.time() - t_log):.0f}s, elapsed {elapsed() / 60:.1f} min"
                 log(msg)
