@@ -102,8 +102,8 @@ struct PolynomialBasis: Sendable {
     }
 
     /// Floats of scratch one row needs: three planes (the g, x·g and x²·g correlations of
-    /// the column) of width + 2·radius, the borders replicated.
-    func scratchPerRow(width: Int) -> Int { 3 * (width + 2 * radius) }
+    /// the column) of width + 2·radius, the borders replicated, and `width` doubles.
+    func scratchPerRow(width: Int) -> Int { 3 * (width + 2 * radius) + 2 * width + 8 }
 
     /// Expands a one-channel plane. The coefficients are written twice: as five planes
     /// (`planes`, plane c at c·planeStride, each row-major [height, width]) for reading
@@ -121,28 +121,45 @@ struct PolynomialBasis: Sendable {
                         // The three correlations, each with n replicated pixels either side.
                         let c0 = scratch + n, c1 = scratch + stride + n, c2 = scratch + 2 * stride + n
                         for y in rows {
-                            let centre = src + y * w
-                            for x in 0..<w {
-                                c0[x] = centre[x] * g[0]
-                                c1[x] = 0
-                                c2[x] = 0
-                            }
-                            for k in 1...n {
-                                let (gk, xgk, xxgk) = (g[k], xg[k], xxg[k])
-                                let above = src + max(y - k, 0) * w, below = src + min(y + k, h - 1) * w
-                                for x in 0..<w {
-                                    let p = above[x] + below[x]
-                                    c0[x] = c0[x] + gk * p
-                                    c1[x] = c1[x] + xgk * (below[x] - above[x])
-                                    c2[x] = c2[x] + xxgk * p
+                            // Eight columns at a time, all n row pairs in registers.
+                            var x = 0
+                            while x + 8 <= w {
+                                typealias F = SIMD8<Float>
+                                @inline(__always) func load(_ p: UnsafePointer<Float>) -> F { UnsafeRawPointer(p).loadUnaligned(as: F.self) }
+                                var (s0, s1, s2) = (load(src + y * w + x) * g[0], F(repeating: 0), F(repeating: 0))
+                                for k in 1...n {
+                                    let above = load(src + max(y - k, 0) * w + x), below = load(src + min(y + k, h - 1) * w + x)
+                                    let p = above + below
+                                    s0 = s0 + g[k] * p
+                                    s1 = s1 + xg[k] * (below - above)
+                                    s2 = s2 + xxg[k] * p
                                 }
+                                UnsafeMutableRawPointer(c0 + x).storeBytes(of: s0, as: F.self)
+                                UnsafeMutableRawPointer(c1 + x).storeBytes(of: s1, as: F.self)
+                                UnsafeMutableRawPointer(c2 + x).storeBytes(of: s2, as: F.self)
+                                x += 8
+                            }
+                            for x in x..<w {
+                                var (s0, s1, s2) = (src[y * w + x] * g[0], Float(0), Float(0))
+                                for k in 1...n {
+                                    let above = src[max(y - k, 0) * w + x], below = src[min(y + k, h - 1) * w + x]
+                                    let p = above + below
+                                    s0 = s0 + g[k] * p
+                                    s1 = s1 + xg[k] * (below - above)
+                                    s2 = s2 + xxg[k] * p
+                                }
+                                (c0[x], c1[x], c2[x]) = (s0, s1, s2)
                             }
                             for k in 1...n {
                                 (c0[-k], c1[-k], c2[-k]) = (c0[0], c1[0], c2[0])
                                 (c0[w - 1 + k], c1[w - 1 + k], c2[w - 1 + k]) = (c0[w - 1], c1[w - 1], c2[w - 1])
                             }
-                            expandRow(c0, c1, c2, width: w, g: g, xg: xg, xxg: xxg,
-                                      planes: planes + y * w, planeStride: planeStride, pixels: pixels + y * w * 5)
+                            // Doubles 8-byte aligned: the scratch block is 64-byte aligned and
+                            // 3·stride floats may be odd.
+                            (scratch + 3 * stride + (3 * stride) % 2).withMemoryRebound(to: Double.self, capacity: w) { doubles in
+                                expandRow(c0, c1, c2, width: w, g: g, xg: xg, xxg: xxg, stash: doubles,
+                                          planes: planes + y * w, planeStride: planeStride, pixels: pixels + y * w * 5)
+                            }
                         }
                     }
                 }
@@ -151,13 +168,16 @@ struct PolynomialBasis: Sendable {
     }
 
     /// The horizontal correlations of one row, accumulated in double, and the
-    /// coefficients from them; four pixels at a time (six accumulators of four doubles
-    /// stay in registers), each lane doing one pixel's operations in the scalar order.
+    /// coefficients from them, four pixels at a time, each lane doing one pixel's
+    /// operations in the scalar order. Two passes of three accumulators each (all six
+    /// at once spill): the first over the g-correlation (b1, b2, b4; b1 kept in
+    /// `stash`, n doubles as 2n floats), the second over the other two (b3, b5, b6).
     /// Then the planes' row is interleaved into `pixels`.
     @inline(__always)
     private func expandRow(_ c0: UnsafeMutablePointer<Float>, _ c1: UnsafeMutablePointer<Float>,
                            _ c2: UnsafeMutablePointer<Float>, width w: Int,
                            g: UnsafePointer<Float>, xg: UnsafePointer<Float>, xxg: UnsafePointer<Float>,
+                           stash: UnsafeMutablePointer<Double>,
                            planes: UnsafeMutablePointer<Float>, planeStride ps: Int, pixels d: UnsafeMutablePointer<Float>) {
         typealias F = SIMD4<Float>
         typealias D = SIMD4<Double>
@@ -167,30 +187,38 @@ struct PolynomialBasis: Sendable {
         @inline(__always) func store(_ v: D, _ p: UnsafeMutablePointer<Float>) {
             UnsafeMutableRawPointer(p).storeBytes(of: F(v), as: F.self)
         }
+        let vectorEnd = w / 4 * 4
         var x = 0
-        while x + 4 <= w {
-            // b1…b6: the correlations with 1, x, y, x², y², xy.
-            var b1 = D(load(c0 + x) * g[0]), b2 = D(repeating: 0), b3 = D(load(c1 + x) * g[0])
-            var b4 = D(repeating: 0), b5 = D(load(c2 + x) * g[0]), b6 = D(repeating: 0)
+        while x < vectorEnd {
+            var b1 = D(load(c0 + x) * g[0]), b2 = D(repeating: 0), b4 = D(repeating: 0)
             for k in 1...n {
-                let (right0, left0) = (load(c0 + x + k), load(c0 + x - k))
-                let (right1, left1) = (load(c1 + x + k), load(c1 + x - k))
-                let tg = D(right0 + left0)
+                let (right, left) = (load(c0 + x + k), load(c0 + x - k))
+                let tg = D(right + left)
                 b1 += tg * Double(g[k])
                 b4 += tg * Double(xxg[k])
-                b2 += D((right0 - left0) * xg[k])
-                b3 += D((right1 + left1) * g[k])
-                b6 += D((right1 - left1) * xg[k])
+                b2 += D((right - left) * xg[k])
+            }
+            UnsafeMutableRawPointer(stash + x).storeBytes(of: b1, as: D.self)
+            store(b2 * ig11, planes + ps + x)
+            store(b1 * ig03 + b4 * ig33, planes + 3 * ps + x)
+            x += 4
+        }
+        x = 0
+        while x < vectorEnd {
+            var b3 = D(load(c1 + x) * g[0]), b5 = D(load(c2 + x) * g[0]), b6 = D(repeating: 0)
+            for k in 1...n {
+                let (right, left) = (load(c1 + x + k), load(c1 + x - k))
+                b3 += D((right + left) * g[k])
+                b6 += D((right - left) * xg[k])
                 b5 += D((load(c2 + x + k) + load(c2 + x - k)) * g[k])
             }
+            let b1 = UnsafeRawPointer(stash + x).loadUnaligned(as: D.self)
             store(b3 * ig11, planes + x)
-            store(b2 * ig11, planes + ps + x)
             store(b1 * ig03 + b5 * ig33, planes + 2 * ps + x)
-            store(b1 * ig03 + b4 * ig33, planes + 3 * ps + x)
             store(b6 * ig55, planes + 4 * ps + x)
             x += 4
         }
-        while x < w {
+        for x in vectorEnd..<w {
             var b1 = Double(c0[x] * g[0]), b2 = 0.0, b3 = Double(c1[x] * g[0])
             var b4 = 0.0, b5 = Double(c2[x] * g[0]), b6 = 0.0
             for k in 1...n {
@@ -205,7 +233,6 @@ struct PolynomialBasis: Sendable {
             }
             (planes[x], planes[ps + x], planes[2 * ps + x], planes[3 * ps + x], planes[4 * ps + x])
                 = (Float(b3 * ig11), Float(b2 * ig11), Float(b1 * ig03 + b5 * ig33), Float(b1 * ig03 + b4 * ig33), Float(b6 * ig55))
-            x += 1
         }
         for x in 0..<w {
             (d[x * 5], d[x * 5 + 1], d[x * 5 + 2], d[x * 5 + 3], d[x * 5 + 4])

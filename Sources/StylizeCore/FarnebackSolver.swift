@@ -171,11 +171,13 @@ enum FarnebackSolver {
         let scale = 1 / Double(blockSize * blockSize)
         let lead = m + 1
         let span = w + 2 * lead
-        // Five rows of column sums in doubles, as floats: the pool holds floats.
-        rowBands(h, width: w, scratch: 2 * 5 * span) { rows, scratch in
-            scratch.withMemoryRebound(to: Double.self, capacity: 5 * span) { buffer in
+        // Five rows of column sums and five of window sums, in doubles, as floats (the
+        // pool holds floats).
+        rowBands(h, width: w, scratch: 2 * (5 * span + 5 * w)) { rows, scratch in
+            scratch.withMemoryRebound(to: Double.self, capacity: 5 * span + 5 * w) { buffer in
                 @inline(__always) func vsum(_ c: Int) -> UnsafeMutablePointer<Double> { buffer + c * span + lead }
                 @inline(__always) func row(_ c: Int, _ y: Int) -> UnsafePointer<Float> { mPlanes + c * ms + min(max(y, 0), h - 1) * w }
+                let sums = buffer + 5 * span
                 for c in 0..<5 {
                     let (v, top) = (vsum(c), row(c, 0))
                     for x in 0..<w { v[x] = Double(top[x] * Float(m + 2)) }
@@ -201,13 +203,13 @@ enum FarnebackSolver {
                             v[w + i] = v[w - 1]
                         }
                     }
+                    // The window sums run along the row (a sequential sum per coefficient)…
                     var g11 = v0[0] * Double(m + 2), g12 = v1[0] * Double(m + 2), g22 = v2[0] * Double(m + 2)
                     var h1 = v3[0] * Double(m + 2), h2 = v4[0] * Double(m + 2)
                     for x in stride(from: 1, to: m, by: 1) {
                         g11 += v0[x]; g12 += v1[x]; g22 += v2[x]
                         h1 += v3[x]; h2 += v4[x]
                     }
-                    let f = flow + y * w * 2
                     for x in 0..<w {
                         let (add, drop) = (x + m, x - m - 1)
                         g11 += v0[add] - v0[drop]
@@ -215,10 +217,36 @@ enum FarnebackSolver {
                         g22 += v2[add] - v2[drop]
                         h1 += v3[add] - v3[drop]
                         h2 += v4[add] - v4[drop]
-                        solve(g11 * scale, g12 * scale, g22 * scale, h1 * scale, h2 * scale, into: f + 2 * x)
+                        (sums[x], sums[w + x], sums[2 * w + x], sums[3 * w + x], sums[4 * w + x])
+                            = (g11 * scale, g12 * scale, g22 * scale, h1 * scale, h2 * scale)
                     }
+                    // …then each pixel's 2×2 system, four at a time.
+                    solveRow(sums, width: w, into: flow + y * w * 2)
                 }
             }
+        }
+    }
+
+    /// `solve` for a row whose five averaged coefficients are rows of `sums`
+    /// (G₁₁, G₁₂, G₂₂, h₁, h₂, each `width` doubles), four pixels per vector.
+    @inline(__always)
+    private static func solveRow(_ sums: UnsafePointer<Double>, width w: Int, into f: UnsafeMutablePointer<Float>) {
+        typealias D = SIMD4<Double>
+        @inline(__always) func load(_ p: UnsafePointer<Double>) -> D { UnsafeRawPointer(p).loadUnaligned(as: D.self) }
+        var x = 0
+        while x + 4 <= w {
+            let (g11, g12, g22) = (load(sums + x), load(sums + w + x), load(sums + 2 * w + x))
+            let (h1, h2) = (load(sums + 3 * w + x), load(sums + 4 * w + x))
+            let idet = 1 / (g11 * g22 - g12 * g12 + 1e-3)
+            let dx = SIMD4<Float>((g11 * h2 - g12 * h1) * idet)
+            let dy = SIMD4<Float>((g22 * h1 - g12 * h2) * idet)
+            let out = f + 2 * x
+            (out[0], out[1], out[2], out[3]) = (dx[0], dy[0], dx[1], dy[1])
+            (out[4], out[5], out[6], out[7]) = (dx[2], dy[2], dx[3], dy[3])
+            x += 4
+        }
+        for x in x..<w {
+            solve(sums[x], sums[w + x], sums[2 * w + x], sums[3 * w + x], sums[4 * w + x], into: f + 2 * x)
         }
     }
 

@@ -146,15 +146,14 @@ public struct FarnebackFlow: Sendable {
         level.withUnsafeMutableBufferPointer { l in
             for k in 0...levels {
                 let (lw, lh) = levelSize(k, width: w, height: h)
-                let columns = PlaneSamples.readBy(linearFrom: w, to: lw)
                 let rows = PlaneSamples.readBy(linearFrom: h, to: lh)
                 if lw == w && lh == h {
                     // A same-size resize is a copy: blur straight into the level.
                     PlaneResampling.gaussianBlur(src.baseAddress!, width: w, height: h, kernel: levelKernels[k],
-                                                 into: l.baseAddress!, rowScratch: rs.baseAddress!, columns: columns, rows: rows)
+                                                 into: l.baseAddress!, rowScratch: rs.baseAddress!, rows: rows)
                 } else {
                     PlaneResampling.gaussianBlur(src.baseAddress!, width: w, height: h, kernel: levelKernels[k],
-                                                 into: b.baseAddress!, rowScratch: rs.baseAddress!, columns: columns, rows: rows)
+                                                 into: b.baseAddress!, rowScratch: rs.baseAddress!, rows: rows)
                     PlaneResampling.resizeLinear(b.baseAddress!, width: w, height: h, channels: 1,
                                                  into: l.baseAddress!, width: lw, height: lh)
                 }

@@ -59,13 +59,13 @@ enum PlaneResampling {
     /// border (reflect 101), as its AVX2 build computes it: a row pass, then a column pass
     /// that adds the mirrored pairs of rows outwards with fused multiply-adds. Rows of
     /// up to five taps add the centre and the mirrored pairs; longer ones run left to right,
-    /// one fused multiply-add per tap. Only the columns `columns` and rows `rows` of the
-    /// result are computed (the others are left as they are): a pyramid level reads few
-    /// of them, and each value computed is the one a full blur gives.
-    /// `rowScratch` holds `height × width` floats.
+    /// one fused multiply-add per tap. Only the rows `rows` of the result are computed
+    /// (the others are left as they are): a coarse pyramid level reads few of them, and
+    /// each value computed is the one a full blur gives. `rowScratch` holds
+    /// `height × width` floats.
     static func gaussianBlur(_ src: UnsafePointer<Float>, width w: Int, height h: Int, kernel: [Float],
                              into dst: UnsafeMutablePointer<Float>, rowScratch: UnsafeMutablePointer<Float>,
-                             columns: PlaneSamples, rows: PlaneSamples) {
+                             rows: PlaneSamples) {
         typealias F = SIMD8<Float>
         @inline(__always) func load(_ p: UnsafePointer<Float>) -> F { UnsafeRawPointer(p).loadUnaligned(as: F.self) }
         @inline(__always) func store(_ v: F, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: F.self) }
@@ -88,30 +88,24 @@ enum PlaneResampling {
                 for y in range {
                     let s = src + y * w
                     let t = rowScratch + y * w
-                    if columns.isAll {
-                        // Interior pixels eight at a time (each lane the scalar order), the
-                        // r pixels at each end with reflection.
-                        var x = r
-                        while x + 8 + r <= w {
-                            var acc: F
-                            if r <= 2 {
-                                acc = r == 0 ? load(s + x) * k[0] : (load(s + x - 1) + load(s + x + 1)) * k[1]
-                                if r > 0 { acc = acc.addingProduct(load(s + x), k[0]) }
-                                if r == 2 { acc = acc.addingProduct(load(s + x - 2) + load(s + x + 2), k[2]) }
-                            } else {
-                                acc = load(s + x - r) * k[-r]
-                                for i in stride(from: -r + 1, through: r, by: 1) { acc = acc.addingProduct(load(s + x + i), k[i]) }
-                            }
-                            store(acc, t + x)
-                            x += 8
+                    // Interior pixels eight at a time (each lane the scalar order), the r
+                    // pixels at each end with reflection.
+                    var x = r
+                    while x + 8 + r <= w {
+                        var acc: F
+                        if r <= 2 {
+                            acc = r == 0 ? load(s + x) * k[0] : (load(s + x - 1) + load(s + x + 1)) * k[1]
+                            if r > 0 { acc = acc.addingProduct(load(s + x), k[0]) }
+                            if r == 2 { acc = acc.addingProduct(load(s + x - 2) + load(s + x + 2), k[2]) }
+                        } else {
+                            acc = load(s + x - r) * k[-r]
+                            for i in stride(from: -r + 1, through: r, by: 1) { acc = acc.addingProduct(load(s + x + i), k[i]) }
                         }
-                        for x in 0..<min(r, w) { t[x] = rowTap(x) { s[reflect101($0, w)] } }
-                        for x in max(x, min(r, w))..<w { t[x] = rowTap(x) { s[reflect101($0, w)] } }
-                    } else {
-                        columns.forEach { x in
-                            t[x] = x >= r && x + r < w ? rowTap(x) { s[$0] } : rowTap(x) { s[reflect101($0, w)] }
-                        }
+                        store(acc, t + x)
+                        x += 8
                     }
+                    for x in 0..<min(r, w) { t[x] = rowTap(x) { s[reflect101($0, w)] } }
+                    for x in max(x, min(r, w))..<w { t[x] = rowTap(x) { s[reflect101($0, w)] } }
                 }
             }
             rowRanges(rows.count, width: w) { range in
@@ -119,32 +113,22 @@ enum PlaneResampling {
                     let y = rows[j]
                     let centre = rowScratch + y * w
                     let d = dst + y * w
-                    if columns.isAll {
-                        var x = 0
-                        while x + 8 <= w {
-                            var acc = load(centre + x) * k[0]
-                            for i in stride(from: 1, through: r, by: 1) {
-                                let up = rowScratch + reflect101(y - i, h) * w, down = rowScratch + reflect101(y + i, h) * w
-                                acc = acc.addingProduct(load(up + x) + load(down + x), k[i])
-                            }
-                            store(acc, d + x)
-                            x += 8
-                        }
-                        for x in x..<w {
-                            var acc = centre[x] * k[0]
-                            for i in stride(from: 1, through: r, by: 1) {
-                                acc = acc.addingProduct(rowScratch[reflect101(y - i, h) * w + x] + rowScratch[reflect101(y + i, h) * w + x], k[i])
-                            }
-                            d[x] = acc
-                        }
-                    } else {
-                        columns.forEach { x in d[x] = centre[x] * k[0] }
+                    var x = 0
+                    while x + 8 <= w {
+                        var acc = load(centre + x) * k[0]
                         for i in stride(from: 1, through: r, by: 1) {
-                            let up = rowScratch + reflect101(y - i, h) * w
-                            let down = rowScratch + reflect101(y + i, h) * w
-                            let ki = k[i]
-                            columns.forEach { x in d[x] = d[x].addingProduct(up[x] + down[x], ki) }
+                            let up = rowScratch + reflect101(y - i, h) * w, down = rowScratch + reflect101(y + i, h) * w
+                            acc = acc.addingProduct(load(up + x) + load(down + x), k[i])
                         }
+                        store(acc, d + x)
+                        x += 8
+                    }
+                    for x in x..<w {
+                        var acc = centre[x] * k[0]
+                        for i in stride(from: 1, through: r, by: 1) {
+                            acc = acc.addingProduct(rowScratch[reflect101(y - i, h) * w + x] + rowScratch[reflect101(y + i, h) * w + x], k[i])
+                        }
+                        d[x] = acc
                     }
                 }
             }
@@ -195,7 +179,7 @@ enum PlaneResampling {
         // horizontally resampled source rows.
         xs.buffer.withUnsafeBufferPointer { xt in
             ys.buffer.withUnsafeBufferPointer { yt in
-                parallelRanges(dh, minPerThread: 8) { range in
+                rowRanges(dh, width: dw) { range in
                     for dy in range {
                         let sy0 = Int(yt[3 * dy])
                         let sy1 = min(sy0 + 1, sh - 1)
@@ -228,11 +212,19 @@ enum PlaneResampling {
         let area = fx * fy
         let scale: Float = 1 / Float(area)
         let vectorPairs = fx == 2 && fy == 2 && cn == 1 ? dw / 4 * 4 : 0
-        parallelRanges(dh, minPerThread: 8) { range in
+        rowRanges(dh, width: dw) { range in
             for dy in range {
                 let s = src + dy * fy * sw * cn
                 let d = dst + dy * dw * cn
-                for dx in 0..<vectorPairs {
+                var dx = 0
+                while dx + 8 <= vectorPairs {
+                    let a = UnsafeRawPointer(s + 2 * dx).loadUnaligned(as: SIMD16<Float>.self)
+                    let b = UnsafeRawPointer(s + sw + 2 * dx).loadUnaligned(as: SIMD16<Float>.self)
+                    let v = ((a.evenHalf + a.oddHalf) + (b.evenHalf + b.oddHalf)) * 0.25
+                    UnsafeMutableRawPointer(d + dx).storeBytes(of: v, as: SIMD8<Float>.self)
+                    dx += 8
+                }
+                for dx in dx..<vectorPairs {
                     let a = s + 2 * dx, b = s + sw + 2 * dx
                     d[dx] = ((a[0] + a[1]) + (b[0] + b[1])) * 0.25
                 }
@@ -336,17 +328,15 @@ enum PlaneResampling {
     }
 }
 
-/// A set of sample indices along one axis of a plane, `0..<n` or a sorted list held in
-/// pooled floats: the rows or columns of a blurred plane that a resize reads.
+/// The rows of a plane that a linear resize reads: all of them, or a sorted list (in
+/// pooled floats) when the resize skips most, as a coarse pyramid level does.
 struct PlaneSamples {
-    private let all: Int?
     private let list: TensorBuffer?
     let count: Int
 
-    static func all(_ n: Int) -> PlaneSamples { PlaneSamples(all: n, list: nil, count: n) }
+    static func all(_ n: Int) -> PlaneSamples { PlaneSamples(list: nil, count: n) }
 
-    private init(all: Int?, list: TensorBuffer?, count: Int) {
-        self.all = all
+    private init(list: TensorBuffer?, count: Int) {
         self.list = list
         self.count = count
     }
@@ -371,22 +361,11 @@ struct PlaneSamples {
                 }
             }
         }
-        return PlaneSamples(all: nil, list: b, count: count)
+        return PlaneSamples(list: b, count: count)
     }
-
-    var isAll: Bool { list == nil }
 
     @inline(__always)
     subscript(_ j: Int) -> Int { list.map { Int($0[j]) } ?? j }
-
-    @inline(__always)
-    func forEach(_ body: (Int) -> Void) {
-        if let list {
-            list.withUnsafeBufferPointer { l in for j in 0..<count { body(Int(l[j])) } }
-        } else {
-            for j in 0..<count { body(j) }
-        }
-    }
 }
 
 /// Rows of a plane `width` wide per thread, at least: below some thousands of pixels a

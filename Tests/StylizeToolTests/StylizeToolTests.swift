@@ -197,6 +197,17 @@ final class StylizeToolTests: XCTestCase {
         XCTAssertTrue(r.out.contains("GFLOP per call"))
     }
 
+    /// bench flow needs no model; bench of a model component without --model is an error.
+    func testBenchFlowTimesTheFlowWithTheSgemmPeak() throws {
+        let r = try tool(["bench", "flow", "--size", "64x48", "--threads", "1"])
+        for field in ["flow   64x48", "flow   32x24", "per frame", "warp   64x48", "sgemm peak"] {
+            XCTAssertTrue(r.out.contains(field), r.out)
+        }
+        let bad = try tool(["bench", "unet"], expectSuccess: false)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("--model"), bad.err)
+    }
+
     func testErrorsAreOneLineAndExitNonZero() throws {
         let r = try tool(["run", "unet", "--model", dir + "/missing", "--input", "x", "--output", "y"], expectSuccess: false)
         XCTAssertEqual(r.status, 1)
