@@ -64,6 +64,8 @@ final class ControlState: @unchecked Sendable {
     private var conditioning: LLLiteConditioning?
     private var hooks: (multiplier: Float, hooks: LinearInputHooks)?
     private var batchesSinceRefresh = 0
+    /// The padded frame size the kept conditioning was computed at.
+    private var conditionedSize = (height: 0, width: 0)
     private var previousOutput: Tensor?
 
     var onEvent: (@Sendable (ControlEvent) -> Void)?
@@ -132,16 +134,16 @@ final class ControlState: @unchecked Sendable {
     func hooks(for control: LoadedControl, padded: Tensor, latentHeight: Int, latentWidth: Int,
                strength: Float, refreshInterval: Int) throws -> LinearInputHooks? {
         guard strength > 0 else { return nil }
-        let sizeChanged = conditioning.map { _ in previousSize != [padded.h, padded.w] } ?? true
         let perFrame = refreshInterval <= 1
-        if conditioning == nil || sizeChanged || batchesSinceRefresh >= max(1, refreshInterval)
+        if conditioning == nil || conditionedSize.height != padded.h || conditionedSize.width != padded.w
+            || batchesSinceRefresh >= max(1, refreshInterval)
             || (perFrame && conditioning!.batch != padded.n) {
             // The old terms go back to the pool first, so a refresh reuses their buffers.
             conditioning = nil
             hooks = nil
             let images = try controlImages(control.spec, padded: padded, perFrame: perFrame)
             conditioning = try control.adapter.condition(images: images, latentHeight: latentHeight, latentWidth: latentWidth)
-            previousSize = [padded.h, padded.w]
+            conditionedSize = (padded.h, padded.w)
             hooks = nil
             batchesSinceRefresh = 0
         }
@@ -151,7 +153,6 @@ final class ControlState: @unchecked Sendable {
         hooks = (strength, made)
         return made
     }
-    private var previousSize: [Int] = []
 
     /// Keeps the newest output frame (working size) for the `previous-output` source.
     func finished(output: Tensor) {

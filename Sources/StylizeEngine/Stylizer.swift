@@ -211,8 +211,7 @@ extension OutputHead {
         case .affine:
             return applyAffineColor(decoded, to: frames)
         case .rgb:
-            var rgb = decoded
-            clampInPlace(&rgb)
+            let rgb = workingOutput(decoded, working: working)
             guard working.h != frames.h || working.w != frames.w else { return rgb }
             let coefficients = guidedColorCoefficients(guide: working, target: rgb, radius: spec.guidedRadius, eps: spec.guidedEps)
             return applyAffineColor(coefficients, to: frames)
