@@ -552,6 +552,9 @@ final class StylizeElement {
         case .event(.event(let ref)):
             guard let event = ref.take() else { return }
             let isCaps = ref.type == GST_EVENT_CAPS
+            // A new segment (stream start, every seek and flush) or new caps: the next frames
+            // do not continue the previous ones, so the temporal state starts over.
+            if isCaps || ref.type == GST_EVENT_SEGMENT { engines.engine?.discontinuity() }
             if !gst_pad_push_event(srcpad, event).isTrue {
                 log(GST_LEVEL_DEBUG, element, "downstream refused \(String(cString: gst_event_type_get_name(ref.type)))")
                 if isCaps {

@@ -39,12 +39,28 @@ extension StylizeModel {
         return (file, spec)
     }
 
+    /// The model's temporal adapter (stylize.json "temporal") when `setting` is not "".
+    public func temporalLocation(_ setting: String) -> (path: String, spec: ControlSpec)? {
+        guard !setting.isEmpty, let spec = config.temporal else { return nil }
+        return (spec.weights.hasPrefix("/") ? spec.weights : (path as NSString).appendingPathComponent(spec.weights), spec)
+    }
+
     /// Loads the adapter the setting names (nil for ""), validated against this model.
     public func loadControl(_ setting: String) throws -> LoadedControl? {
-        guard let (file, spec) = controlLocation(setting) else { return nil }
+        try loadAdapter(setting, at: controlLocation(setting))
+    }
+
+    func loadAdapter(_ setting: String, at location: (path: String, spec: ControlSpec)?) throws -> LoadedControl? {
+        guard let (file, spec) = location else { return nil }
         let adapter = try ControlNetLLLite(file: file, denoiser: denoiser, imageDownscale: codec.downscale, blocks: spec.blocks)
         return LoadedControl(setting: setting, path: file, adapter: adapter, spec: spec)
     }
+}
+
+/// Which of a stream's adapters a `ControlState` holds: the `control` property's, or the
+/// model's temporal adapter (switched by the `temporal` property).
+enum ControlSlot: Sendable {
+    case control, temporal
 }
 
 /// One stream's control adapter: loads a changed `control` setting on a background
@@ -53,6 +69,7 @@ extension StylizeModel {
 /// batches (docs/ARCHITECTURE.md#control-adapters). Thread-safe.
 final class ControlState: @unchecked Sendable {
     private let model: StylizeModel
+    let slot: ControlSlot
     private let lock = NSLock()
     /// The setting last asked for, and the load that belongs to it.
     private var requested = ""
@@ -66,11 +83,24 @@ final class ControlState: @unchecked Sendable {
     private var batchesSinceRefresh = 0
     /// The padded frame size the kept conditioning was computed at.
     private var conditionedSize = (height: 0, width: 0)
-    private var previousOutput: Tensor?
+    /// The `previous-output` source: the last output and input, and their warp.
+    private var warp = PreviousOutputWarp()
+    /// The batch's newest padded input, kept until its output arrives.
+    private var newestInput: Tensor?
 
     var onEvent: (@Sendable (ControlEvent) -> Void)?
 
-    init(model: StylizeModel) { self.model = model }
+    init(model: StylizeModel, slot: ControlSlot = .control) {
+        self.model = model
+        self.slot = slot
+    }
+
+    private func location(_ setting: String) -> (path: String, spec: ControlSpec)? {
+        switch slot {
+        case .control: model.controlLocation(setting)
+        case .temporal: model.temporalLocation(setting)
+        }
+    }
 
     /// The setting of this batch. A new one loads in the background (at once when
     /// `synchronously`, for a stream's first batch) and is used from a later batch.
@@ -85,9 +115,9 @@ final class ControlState: @unchecked Sendable {
         let work: @Sendable () -> Void = { [self] in
             let result: LoadedControl?
             do {
-                result = try model.loadControl(setting)
+                result = try model.loadAdapter(setting, at: location(setting))
             } catch {
-                let path = model.controlLocation(setting)?.path ?? setting
+                let path = location(setting)?.path ?? setting
                 let message = "\(error)"
                 lock.withLock { if load == generation { pending = .some(nil) } }
                 onEvent?(.failed(path: path, message: message))
@@ -109,7 +139,8 @@ final class ControlState: @unchecked Sendable {
         lock.withLock {
             conditioning = nil
             hooks = nil
-            previousOutput = nil
+            warp.reset()
+            newestInput = nil
         }
     }
 
@@ -134,6 +165,7 @@ final class ControlState: @unchecked Sendable {
     func hooks(for control: LoadedControl, padded: Tensor, latentHeight: Int, latentWidth: Int,
                strength: Float, refreshInterval: Int) throws -> LinearInputHooks? {
         guard strength > 0 else { return nil }
+        if control.spec.image == .previousOutput { newestInput = Self.frame(padded, index: padded.n - 1) }
         let perFrame = refreshInterval <= 1
         if conditioning == nil || conditionedSize.height != padded.h || conditionedSize.width != padded.w
             || batchesSinceRefresh >= max(1, refreshInterval)
@@ -154,9 +186,11 @@ final class ControlState: @unchecked Sendable {
         return made
     }
 
-    /// Keeps the newest output frame (working size) for the `previous-output` source.
+    /// Keeps the newest output frame (working size) and its input for the `previous-output` source.
     func finished(output: Tensor) {
-        previousOutput = Self.frame(output, index: output.n - 1)
+        guard let input = newestInput else { return }
+        newestInput = nil
+        warp.keep(input: input, output: Self.frame(output, index: output.n - 1))
     }
 
     private func controlImages(_ spec: ControlSpec, padded: Tensor, perFrame: Bool) throws -> Tensor {
@@ -165,12 +199,9 @@ final class ControlState: @unchecked Sendable {
         case .frame: return frames
         case .edges: return edgeMap(frames, settings: spec.edges)
         case .previousOutput:
-            // The working-size output, padded as the frames are; a stream's first batch
-            // (or a size change) has none and falls back to the frames.
-            let m = model.sizeMultiple
-            guard let p = previousOutput, p.h <= padded.h, p.w <= padded.w,
-                  padded.h - p.h < m, padded.w - p.w < m else { return frames }
-            return p.h == padded.h && p.w == padded.w ? p : padReplicate(p, height: padded.h, width: padded.w)
+            // A stream's first batch (or one after a size change) has no previous output
+            // and falls back to the frames.
+            return warp.images(for: frames)
         }
     }
 
@@ -199,4 +230,34 @@ struct ControlBatch: BatchAdapters {
 
     var wantsOutput: Bool { control.spec.image == .previousOutput }
     func output(_ rgb: Tensor) { state.finished(output: rgb) }
+}
+
+/// Two adapters on one batch (the control adapter and the temporal one). Where both hook
+/// the same Linear, the second adjusts the input the first has adjusted, as sd-scripts
+/// chains LLLite modules that wrap the same projection.
+struct AdapterStack: BatchAdapters {
+    let first: any BatchAdapters
+    let second: any BatchAdapters
+
+    /// The batch's adapters: none, one, or both stacked.
+    static func of(_ a: (any BatchAdapters)?, _ b: (any BatchAdapters)?) -> (any BatchAdapters)? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return AdapterStack(first: a, second: b)
+    }
+
+    func hooks(padded: Tensor, latentHeight: Int, latentWidth: Int) throws -> LinearInputHooks? {
+        let a = try first.hooks(padded: padded, latentHeight: latentHeight, latentWidth: latentWidth)
+        let b = try second.hooks(padded: padded, latentHeight: latentHeight, latentWidth: latentWidth)
+        guard let a else { return b }
+        guard let b else { return a }
+        return a.chained(with: b)
+    }
+
+    var wantsOutput: Bool { first.wantsOutput || second.wantsOutput }
+
+    func output(_ rgb: Tensor) {
+        if first.wantsOutput { first.output(rgb) }
+        if second.wantsOutput { second.output(rgb) }
+    }
 }

@@ -7,8 +7,9 @@ public enum ControlImageSource: String, Sendable, CaseIterable {
     case frame
     /// A Canny-like edge map of the frame (`EdgeMap`): white edges on black.
     case edges
-    /// The previous batch's newest output (the temporal adapter's input; the input frame
-    /// itself for the first batch).
+    /// The previous batch's newest output, warped onto each frame by optical flow, with the
+    /// frame itself where the flow is occluded (`PreviousOutputWarp`; the temporal adapter's
+    /// input). A stream's first batch has none and uses the frames.
     case previousOutput = "previous-output"
 }
 
@@ -28,7 +29,13 @@ public struct ControlSpec: Sendable, Equatable {
 
     public init(weights: String) { self.weights = weights }
 
-    init(_ r: ConfigReader) throws {
+    /// - Parameter temporal: stylize.json's `temporal` object: its image is always the
+    ///   warped previous output, refreshed every batch unless it says otherwise.
+    init(_ r: ConfigReader, temporal: Bool = false) throws {
+        if temporal {
+            refreshInterval = 1
+            image = .previousOutput
+        }
         guard let w = try r.optionalString("weights"), !w.isEmpty else {
             throw ModelError.invalidConfig(file: r.file, key: "weights", reason: "is required (the LLLite's safetensors file)")
         }
@@ -47,6 +54,9 @@ public struct ControlSpec: Sendable, Equatable {
         }
         let imageName = try r.string("image", image.rawValue)
         guard let i = ControlImageSource(rawValue: imageName) else { throw r.unsupported("image", imageName) }
+        guard !temporal || i == .previousOutput else {
+            throw ModelError.invalidConfig(file: r.file, key: "image", reason: "a temporal adapter reads the previous output, not '\(imageName)'")
+        }
         image = i
         if case .object(let o)? = r.raw("edges") {
             let e = ConfigReader(object: o, file: r.file + " (control.edges)")

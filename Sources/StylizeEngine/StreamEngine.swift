@@ -20,6 +20,8 @@ public struct StylizeSettings: Sendable, Equatable {
     public var control: String = ""
     public var controlStrength: Float = ElementProperty.controlStrength.defaultFloat
     public var controlRefreshInterval: Int = ElementProperty.controlRefreshInterval.defaultInt
+    /// Whether the model's temporal adapter (stylize.json "temporal") runs, when it has one.
+    public var temporal: Bool = true
     /// Linear scale of the resolution the model runs at (1: the frame's own).
     public var workingScale: Float = ElementProperty.workingScale.defaultFloat
 
@@ -39,6 +41,7 @@ public struct StylizeSettings: Sendable, Equatable {
         controlStrength = s.explicitlySet.contains(.controlStrength) ? s.float(.controlStrength) : model.controlStrength
         controlRefreshInterval = s.explicitlySet.contains(.controlRefreshInterval)
             ? s.int(.controlRefreshInterval) : model.controlRefreshInterval
+        temporal = s.bool(.temporal)
         workingScale = s.explicitlySet.contains(.workingScale) ? s.float(.workingScale) : model.workingScale
     }
 
@@ -81,6 +84,15 @@ public protocol StreamEngine: AnyObject, Sendable {
     /// Called when the control adapter changes at a batch, or fails to load (the stream
     /// then runs without one).
     var onControlEvent: (@Sendable (ControlEvent) -> Void)? { get set }
+    /// The stream jumped (flush, seek, caps change): frames from now on do not follow the
+    /// ones before, so what was kept from those (the temporal adapter's previous output,
+    /// the similarity-skip reference) is dropped. The element calls it, in order with the
+    /// frames, at every SEGMENT and CAPS event.
+    func discontinuity()
+}
+
+extension StreamEngine {
+    public func discontinuity() {}
 }
 
 /// How the element obtains an engine for its `model` property. The engine library installs

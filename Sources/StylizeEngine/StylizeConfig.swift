@@ -31,6 +31,8 @@ public struct StylizeConfig: Sendable {
     public var styles: [StyleEntry] = []
     /// The model's control adapter, if it ships one.
     public var control: ControlSpec?
+    /// The model's temporal adapter (an LLLite on the warped previous output), if it ships one.
+    public var temporal: ControlSpec?
     /// The resolution the model runs at, and what its decoder produces.
     public var working = WorkingResolution()
     public var outputHead: OutputHead = .rgb
@@ -82,6 +84,11 @@ public struct StylizeConfig: Sendable {
             control = try ControlSpec(ConfigReader(object: o, file: file + " (control)"))
         } else if r.has("control") {
             throw ModelError.invalidConfig(file: file, key: "control", reason: "must be an object")
+        }
+        if case .object(let o)? = r.raw("temporal") {
+            temporal = try ControlSpec(ConfigReader(object: o, file: file + " (temporal)"), temporal: true)
+        } else if r.has("temporal") {
+            throw ModelError.invalidConfig(file: file, key: "temporal", reason: "must be an object")
         }
         if case .array(let list)? = r.raw("styles") {
             styles = try list.enumerated().map { i, v in

@@ -38,6 +38,8 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
     private var _onControlEvent: (@Sendable (ControlEvent) -> Void)?
     /// This stream's control adapter and its kept conditioning.
     private let control: ControlState
+    /// The model's temporal adapter, when it has one, and its previous output.
+    private let temporal: ControlState
 
     /// Orders every prompt change that reaches the side thread (setPrompt, a batch's
     /// settings, start), so the last one decided is the last one applied.
@@ -62,7 +64,13 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         self.stylizer = Stylizer(model: model)
         self.backend = conditioningBackend ?? model.conditioning
         self.control = ControlState(model: model)
+        self.temporal = ControlState(model: model, slot: .temporal)
         control.onEvent = { [weak self] event in self?.onControlEvent?(event) }
+        // The temporal adapter is the model's own, switched by a boolean: only its failure
+        // to load is news (an error naming the file).
+        temporal.onEvent = { [weak self] event in
+            if case .failed = event { self?.onControlEvent?(event) }
+        }
     }
 
     /// Loads (or shares) the model folder at `path`.
@@ -121,6 +129,8 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         // The adapter a stream starts with applies from its first frame.
         control.resetStream()
         control.request(settings.control, synchronously: true)
+        temporal.resetStream()
+        temporal.request(temporalSetting(settings), synchronously: true)
         let s = ConditioningService(backend: backend, modelID: model.path, prompt: resolved(settings.prompt),
                                     refreshInterval: settings.refreshInterval)
         s.onActivated = { [weak self] p, seconds in
@@ -144,6 +154,20 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         // Outside the locks: stop() waits for the old side thread, whose callbacks may
         // still be running.
         old?.stop()
+    }
+
+    /// The temporal slot's setting: the model's adapter when it has one and `temporal` is on.
+    private func temporalSetting(_ settings: StylizeSettings) -> String {
+        settings.temporal ? model.config.temporal?.weights ?? "" : ""
+    }
+
+    public func discontinuity() {
+        control.resetStream()
+        temporal.resetStream()
+        lock.withLock {
+            previousInput = nil
+            previousOutput = nil
+        }
     }
 
     /// Stops the side thread and waits for it: no callback arrives once this returns.
@@ -185,10 +209,15 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
             if arbiter.batchMayApplySettings(), service.prompt != wanted { service.setPrompt(wanted) }
         }
         control.request(settings.control, synchronously: false)
-        let adapters = control.adapterForBatch(firstFrame: first).map {
+        temporal.request(temporalSetting(settings), synchronously: false)
+        let controlBatch = control.adapterForBatch(firstFrame: first).map {
             ControlBatch(state: control, control: $0, strength: settings.controlStrength,
                          refreshInterval: settings.controlRefreshInterval)
         }
+        let temporalBatch = temporal.adapterForBatch(firstFrame: first).map {
+            ControlBatch(state: temporal, control: $0, strength: $0.spec.multiplier, refreshInterval: $0.spec.refreshInterval)
+        }
+        let adapters = AdapterStack.of(controlBatch, temporalBatch)
         // Vision-aware encoders see the newest frame of the batch.
         service.offerFrame(RGBImage(tensor: frames, index: b - 1), index: first + b - 1)
         guard let conditioning = try service.current() ?? service.waitForFirst() else {

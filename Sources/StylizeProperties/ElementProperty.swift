@@ -20,6 +20,7 @@ public enum ElementProperty: Int, CaseIterable, Sendable {
     case control
     case controlStrength
     case controlRefreshInterval
+    case temporal
     case workingScale
     case stats
 
@@ -137,6 +138,15 @@ public enum ElementProperty: Int, CaseIterable, Sendable {
                     + "model's own (stylize.json \"control\".\"refresh_interval\", else 8)",
                 kind: .uint(1...10000, default: 8), mutability: .playing, modelDefault: true,
                 readme: ("batches; unset: the model's `control.refresh_interval`", "any state"))
+        case .temporal:
+            return PropertySpec(
+                "temporal", nick: "Temporal adapter",
+                blurb: "Run the model's temporal adapter (stylize.json \"temporal\"), when it has one: a "
+                    + "ControlNet-LLLite conditioned on the previous output, warped onto each frame by optical flow, "
+                    + "which keeps textures from flickering and crawling. Reset at every flush, seek and caps change; "
+                    + "false: frames are restyled independently",
+                kind: .bool(default: true), mutability: .playing,
+                readme: ("used only when the model has a `temporal` adapter", "any state; from the next batch"))
         case .workingScale:
             return PropertySpec(
                 "working-scale", nick: "Working scale",

@@ -26,6 +26,7 @@ public struct StylizeOptions: ParsableArguments {
     @Option(help: Self.help(.control)) var control: String?
     @Option(help: Self.help(.controlStrength)) var controlStrength: String?
     @Option(help: Self.help(.controlRefreshInterval)) var controlRefreshInterval: String?
+    @Flag(inversion: .prefixedNo, help: Self.help(.temporal)) var temporal: Bool?
     @Option(help: Self.help(.workingScale)) var workingScale: String?
 
     public init() {}
@@ -38,7 +39,7 @@ public struct StylizeOptions: ParsableArguments {
          (.maxBatchWait, maxBatchWait), (.similaritySkip, similaritySkip), (.threads, threads),
          (.passthrough, passthrough.map { $0 ? "true" : "false" }), (.control, control),
          (.controlStrength, controlStrength), (.controlRefreshInterval, controlRefreshInterval),
-         (.workingScale, workingScale)]
+         (.temporal, temporal.map { $0 ? "true" : "false" }), (.workingScale, workingScale)]
     }
 
     /// The element properties these options cover (every writable one; a test checks).

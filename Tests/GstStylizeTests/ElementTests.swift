@@ -242,6 +242,43 @@ final class ElementTests: XCTestCase {
         h.teardown()
     }
 
+    /// The temporal adapter's state (and the similarity-skip reference) must not carry over
+    /// a jump in the stream: the engine hears of every flushing seek, segment seek and caps
+    /// change, in order with the frames around it.
+    func testFlushSeekAndCapsChangeEachStartTheEnginesStreamStateOver() throws {
+        guard TestEngine.isInstalled else { throw XCTSkip("reads the test engine's call log") }
+        let h = try Harness([("batch-size", "4")])
+        let small = FrameSpec(format: "RGB", width: 16, height: 8)
+        func pushAndPull(_ spec: FrameSpec, _ range: Range<Int>) {
+            for i in range { XCTAssertEqual(h.push(spec, index: i), GST_FLOW_OK) }
+            h.pull(range.count).forEach { gst_buffer_unref($0) }
+        }
+        func newSegment() {
+            var segment = GstSegment()
+            gst_segment_init(&segment, GST_FORMAT_TIME)
+            XCTAssertTrue(h.pushEvent(gst_event_new_segment(&segment)))
+        }
+        h.setCaps(rgb)
+        pushAndPull(rgb, 0..<8)
+        XCTAssertTrue(h.pushEvent(gst_event_new_flush_start()))   // a flushing seek
+        XCTAssertTrue(h.pushEvent(gst_event_new_flush_stop(1)))
+        newSegment()
+        pushAndPull(rgb, 0..<4)
+        newSegment()                                                // a non-flushing (segment) seek
+        pushAndPull(rgb, 4..<8)
+        h.setCaps(small)                                            // a caps change
+        pushAndPull(small, 8..<12)
+        h.eos()
+        XCTAssertTrue(h.waitForEvent(GST_EVENT_EOS))
+        // Consecutive notices (caps then segment at a stream's start) count once.
+        let calls = TestEngine.last!.calls.reduce(into: [String]()) { list, c in
+            if c != "discontinuity" || list.last != c { list.append(c) }
+        }
+        XCTAssertEqual(calls, ["discontinuity", "batch 4", "batch 4", "discontinuity", "batch 4", "discontinuity", "batch 4",
+                               "discontinuity", "batch 4"])
+        h.teardown()
+    }
+
     func testUnsupportedCapsAreRefusedWithoutCrashing() throws {
         let h = try Harness()
         let gray = gst_caps_from_string("video/x-raw,format=GRAY8,width=8,height=8,framerate=25/1")!

@@ -25,12 +25,12 @@ final class PipelineTests: XCTestCase {
         for f in Self.formats { XCTAssertTrue(r.stdout.contains("(string)\(f),") || r.stdout.contains("(string)\(f) }"), f) }
         let properties = ["model", "prompt", "batch-size", "steps", "strength", "seed", "fixed-noise",
                           "refresh-interval", "max-batch-wait", "similarity-skip", "threads", "passthrough", "control",
-                          "control-strength", "control-refresh-interval", "working-scale", "stats"]
+                          "control-strength", "control-refresh-interval", "temporal", "working-scale", "stats"]
         for p in properties {
             XCTAssertNotNil(r.stdout.range(of: "\n  \(p) *: ", options: .regularExpression), "property \(p) listed")
         }
         // Every writable property says when it may change, its range and its default.
-        XCTAssertEqual(r.stdout.components(separatedBy: "changeable in NULL, READY, PAUSED or PLAYING state").count - 1, 15)
+        XCTAssertEqual(r.stdout.components(separatedBy: "changeable in NULL, READY, PAUSED or PLAYING state").count - 1, 16)
         XCTAssertTrue(r.stdout.contains("changeable only in NULL or READY state"))
         XCTAssertTrue(r.stdout.contains("Range: 1 - 64 Default: 8"))
         XCTAssertTrue(r.stdout.contains("Range: 1 - 8 Default: 1"))

@@ -74,6 +74,7 @@ final class TestEngine: StreamEngine, @unchecked Sendable {
     private var _lastThreads = 0
     private var _starts = 0
     private var _stops = 0
+    private var _calls: [String] = []
 
     var batchShapes: [[Int]] { lock.withLock { _batchShapes } }
     var promptsSet: [String] { lock.withLock { _prompts } }
@@ -82,6 +83,10 @@ final class TestEngine: StreamEngine, @unchecked Sendable {
     var lastThreads: Int { lock.withLock { _lastThreads } }
     var starts: Int { lock.withLock { _starts } }
     var stops: Int { lock.withLock { _stops } }
+    /// "batch N" per process() and "discontinuity" per discontinuity(), in call order.
+    var calls: [String] { lock.withLock { _calls } }
+
+    func discontinuity() { lock.withLock { _calls.append("discontinuity") } }
     var isRunning: Bool { lock.withLock { running } }
 
     init(path: String, config: Config) {
@@ -138,6 +143,7 @@ final class TestEngine: StreamEngine, @unchecked Sendable {
         if config.batchDelay > 0 { Thread.sleep(forTimeInterval: config.batchDelay) }
         lock.withLock {
             _batchShapes.append(frames.shape)
+            _calls.append("batch \(frames.n)")
             _lastSettings = settings
             _lastThreads = ThreadBudget.available
         }

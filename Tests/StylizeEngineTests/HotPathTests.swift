@@ -50,13 +50,35 @@ final class HotPathTests: XCTestCase {
         try assertHotPathAllocatesNothing(control: file, refreshInterval: 1)
     }
 
+    /// With a temporal adapter (a random one on nano's down blocks): each batch's flows,
+    /// warps and per-frame conditioning reuse their buffers.
+    func testHotPathWithTheTemporalAdapterAllocatesNothingAfterWarmUp() throws {
+        let folder = NSTemporaryDirectory() + "hotpath-temporal-\(getpid())"
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: folder)
+        try fm.createDirectory(atPath: folder + "/controlnet_lllite", withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: folder) }
+        for entry in try fm.contentsOfDirectory(atPath: nano) where entry != "controlnet_lllite" {
+            try fm.createSymbolicLink(atPath: folder + "/" + entry, withDestinationPath: nano + "/" + entry)
+        }
+        try fm.removeItem(atPath: folder + "/stylize.json")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: nano + "/stylize.json"))) as! [String: Any]
+        json["temporal"] = ["weights": "controlnet_lllite/hotpath.safetensors"]
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: folder + "/stylize.json"))
+        let model = try StylizeModel(path: nano)
+        try ControlNetLLLite.randomWeights(denoiser: model.denoiser, imageDownscale: model.codec.downscale, blocks: .down,
+                                           condEmbDim: 32, mlpDim: 32, seed: 6).write(to: folder + "/controlnet_lllite/hotpath.safetensors")
+        XCTAssertNotNil(try StylizeModel(path: folder).config.temporal)
+        try assertHotPathAllocatesNothing(control: nil, model: folder)
+    }
+
     /// 640×480 at half the working resolution: the area downscale, the guided filter and
     /// the full-size colour maps draw from the pool too.
     func testHotPathAt640x480WithAReducedWorkingResolutionAllocatesNothing() throws {
         try assertHotPathAllocatesNothing(control: nil, workingScale: 0.5, height: 480, width: 640, batch: 2)
     }
 
-    private func assertHotPathAllocatesNothing(control: String?, refreshInterval: Int = 8, workingScale: Float = 1,
+    private func assertHotPathAllocatesNothing(control: String?, model: String? = nil, refreshInterval: Int = 8, workingScale: Float = 1,
                                                height: Int = 256, width: Int = 256, batch: Int = 4,
                                                file: StaticString = #filePath, line: UInt = #line) throws {
         // Under ASan/TSan the sanitizer's allocator replaces malloc and the counter is
@@ -64,7 +86,7 @@ final class HotPathTests: XCTestCase {
         if stylize_malloc_counter_sanitized() == 1 {
             throw XCTSkip("built with a sanitizer: malloc is the sanitizer's, not the counting one")
         }
-        let engine = try StylizeEngine(modelPath: nano)
+        let engine = try StylizeEngine(modelPath: model ?? nano)
         var settings = StylizeSettings()
         settings.prompt = engine.model.config.defaultPrompt
         // The periodic vision refresh runs on the side thread, off the hot path; the probe
@@ -90,7 +112,7 @@ final class HotPathTests: XCTestCase {
         }
         let delta = HeapProbe.snapshot().since(before)
         let mallocs = stylize_malloc_counter_read()
-        print("hot path \(width)x\(height) at scale \(workingScale)\(control == nil ? "" : " with LLLite, refresh \(refreshInterval)"): \(mallocs.calls - mallocBefore.calls) malloc calls, \(mallocs.bytes - mallocBefore.bytes) bytes, largest \(mallocs.largest) over \(4 * batch) frames")
+        print("hot path \(width)x\(height) at scale \(workingScale)\(control == nil ? "" : " with LLLite, refresh \(refreshInterval)")\(engine.model.config.temporal == nil ? "" : " with the temporal adapter"): \(mallocs.calls - mallocBefore.calls) malloc calls, \(mallocs.bytes - mallocBefore.bytes) bytes, largest \(mallocs.largest) over \(4 * batch) frames")
         // What is left are Swift object headers, shape arrays and Dispatch work items
         // (measured: about 600 calls per frame, none over 2 KB); nano's smallest
         // activation is 64 KB, so any tensor-sized malloc shows here.

@@ -62,6 +62,20 @@ public struct LinearInputHooks: Sendable {
 
     public subscript(name: String) -> (any LinearInputHook)? { byName[name] }
     public var names: [String] { Array(byName.keys) }
+
+    /// Both sets of hooks; on a Linear hooked by both, `other`'s hook reads what this set's
+    /// hook made of the input.
+    public func chained(with other: LinearInputHooks) -> LinearInputHooks {
+        LinearInputHooks(byName.merging(other.byName) { ChainedHook(first: $0, second: $1) })
+    }
+}
+
+/// Two hooks on one Linear, applied in turn.
+struct ChainedHook: LinearInputHook {
+    let first: any LinearInputHook
+    let second: any LinearInputHook
+
+    func callAsFunction(_ x: Tensor) -> Tensor { second(first(x)) }
 }
 
 /// `torch.nn.GroupNorm` (affine) over NHWC.

@@ -1,0 +1,138 @@
+import Foundation
+import XCTest
+@testable import StylizeEngine
+import StylizeCore
+import StylizeModels
+import StylizeTestSupport
+
+/// The temporal adapter: the previous output warped onto each frame by optical flow
+/// (PreviousOutputWarp), stylize.json's `temporal`, the `temporal` switch, the first
+/// batch's fallback to the frames and the reset at a discontinuity.
+final class TemporalAdapterTests: XCTestCase {
+    /// A smooth colour texture sampled at (x − dx, y − dy): the pattern moved by (dx, dy).
+    private func texture(height h: Int, width w: Int, dx: Float = 0, dy: Float = 0, phase: Float = 0) -> Tensor {
+        var t = Tensor(uninitialized: [1, h, w, 3])
+        for y in 0..<h {
+            for x in 0..<w {
+                let (u, v) = (Float(x) - dx, Float(y) - dy)
+                for c in 0..<3 {
+                    let value = 0.45 * sin(0.31 * u + 0.17 * v + Float(c) + phase) + 0.35 * cos(0.13 * u - 0.27 * v + 2 * Float(c))
+                    t.data[(y * w + x) * 3 + c] = max(-1, min(1, value))
+                }
+            }
+        }
+        return t
+    }
+
+    func testWarpCarriesThePreviousOutputAlongAKnownTranslation() {
+        let (h, w, dx, dy) = (64, 64, 3, 2)
+        let previousInput = texture(height: h, width: w)
+        let current = texture(height: h, width: w, dx: Float(dx), dy: Float(dy))
+        // An output that differs from its input but is aligned with it.
+        let previousOutput = texture(height: h, width: w, phase: 1.3)
+        var warp = PreviousOutputWarp()
+        warp.keep(input: previousInput, output: previousOutput)
+        let images = warp.images(for: current)
+        let expected = texture(height: h, width: w, dx: Float(dx), dy: Float(dy), phase: 1.3)
+        var error: Float = 0
+        var count = 0
+        for y in 8..<(h - 8) {
+            for x in 8..<(w - 8) {
+                for c in 0..<3 {
+                    let i = (y * w + x) * 3 + c
+                    error += abs(images.data[i] - expected.data[i])
+                    count += 1
+                }
+            }
+        }
+        XCTAssertLessThan(error / Float(count), 0.02, "the interior is the previous output moved by (\(dx), \(dy))")
+        XCTAssertGreaterThan(current.maxAbsDifference(expected), 0.5, "the output differs from the frame: the test can tell them apart")
+        // The strip the motion uncovered comes from outside the previous frame: the frame itself.
+        for y in 8..<(h - 8) {
+            for x in 0..<2 {
+                for c in 0..<3 {
+                    let i = (y * w + x) * 3 + c
+                    XCTAssertEqual(images.data[i], current.data[i], "uncovered pixel (\(x), \(y))")
+                }
+            }
+        }
+    }
+
+    func testWithoutAPreviousOutputOrAfterASizeChangeTheFramesAreTheImages() {
+        let frames = TinyModelFolder.frames(3, 32, 40)
+        var warp = PreviousOutputWarp()
+        XCTAssertEqual(warp.images(for: frames).data.array, frames.data.array, "a stream's first batch")
+        warp.keep(input: texture(height: 16, width: 16), output: texture(height: 16, width: 16, phase: 1))
+        XCTAssertEqual(warp.images(for: frames).data.array, frames.data.array, "another size")
+        warp.keep(input: texture(height: 32, width: 40), output: texture(height: 32, width: 40, phase: 1))
+        XCTAssertNotEqual(warp.images(for: frames).data.array, frames.data.array)
+        warp.reset()
+        XCTAssertEqual(warp.images(for: frames).data.array, frames.data.array, "after a reset")
+    }
+
+    func testStylizeJSONTemporalIsParsedAndReadsOnlyThePreviousOutput() throws {
+        let t = try StylizeConfig(data: Data(#"{"temporal": {"weights": "controlnet_lllite/t.safetensors", "multiplier": 0.8}}"#.utf8),
+                                  file: "stylize.json", textEncoderDefaults: ConditioningSpec()).temporal
+        XCTAssertEqual(t?.weights, "controlnet_lllite/t.safetensors")
+        XCTAssertEqual(t?.multiplier, 0.8)
+        XCTAssertEqual(t?.image, .previousOutput)
+        XCTAssertEqual(t?.refreshInterval, 1, "every batch unless it says otherwise")
+        for (body, fragments) in [(#"{"temporal": {"weights": "a", "image": "edges"}}"#, ["(temporal)", "image", "edges"]),
+                                  (#"{"temporal": {"multiplier": 1}}"#, ["(temporal)", "weights"]),
+                                  (#"{"temporal": true}"#, ["temporal", "object"])] {
+            XCTAssertThrowsError(try StylizeConfig(data: Data(body.utf8), file: "stylize.json", textEncoderDefaults: ConditioningSpec())) { e in
+                for f in fragments { XCTAssertTrue("\(e)".contains(f), "\(e) should name \(f)") }
+            }
+        }
+    }
+
+    /// The engine with a model whose stylize.json has `temporal`: the first batch is
+    /// conditioned by its frames (exactly what the same adapter as a `control` reading the
+    /// frame gives), later batches by the warped output; `discontinuity()` starts over and
+    /// `temporal` false runs without it.
+    func testFirstBatchFallsBackToTheFramesAndADiscontinuityStartsOver() throws {
+        let folder = try TinyModelFolder.make(mode: .sdedit, scheduler: "DDIMScheduler",
+                                              schedulerExtra: #", "prediction_type": "sample""#)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let base = try StylizeModel(path: folder)
+        try FileManager.default.createDirectory(atPath: folder + "/controlnet_lllite", withIntermediateDirectories: true)
+        try ControlNetLLLite.randomWeights(denoiser: base.denoiser, imageDownscale: base.codec.downscale, blocks: .down,
+                                           condEmbDim: 8, mlpDim: 8, seed: 4)
+            .write(to: folder + "/controlnet_lllite/temporal.safetensors")
+        let url = URL(fileURLWithPath: folder + "/stylize.json")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        json["temporal"] = ["weights": "controlnet_lllite/temporal.safetensors"]
+        json["control"] = ["weights": "controlnet_lllite/temporal.safetensors", "image": "frame", "refresh_interval": 1]
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        let model = try StylizeModel(path: folder)
+        let frames = TinyModelFolder.frames(2, 32, 32)
+        let moved = TinyModelFolder.frames(2, 32, 32, seed: 9)
+
+        // Every engine starts with the same batch: a vision-aware encoder's conditioning
+        // comes from the first batch's frame, so outputs compare only under the same one.
+        func run(_ m: StylizeModel? = nil, temporal: Bool, control: String = "", resetBeforeSecond: Bool = false) throws -> [Tensor] {
+            let e = StylizeEngine(model: m ?? model)
+            var s = StylizeSettings()
+            s.prompt = "oil painting"
+            s.refreshInterval = 0
+            s.temporal = temporal
+            s.control = control
+            s.controlRefreshInterval = 1
+            try e.start(settings: s)
+            defer { e.stop() }
+            let first = try e.process(frames, settings: s)
+            if resetBeforeSecond { e.discontinuity() }
+            return [first, try e.process(moved, settings: s)]
+        }
+        let temporal = try run(temporal: true)
+        let asControl = try run(temporal: false, control: "controlnet_lllite/temporal.safetensors")
+        let plain = try run(temporal: false)
+        let reset = try run(temporal: true, resetBeforeSecond: true)
+        XCTAssertLessThan(temporal[0].maxAbsDifference(asControl[0]), 1e-6, "first batch: conditioned by its own frames")
+        XCTAssertGreaterThan(temporal[0].maxAbsDifference(plain[0]), 1e-4, "the adapter changes the output")
+        XCTAssertGreaterThan(temporal[1].maxAbsDifference(asControl[1]), 1e-4, "the second batch reads the previous output")
+        XCTAssertLessThan(reset[1].maxAbsDifference(asControl[1]), 1e-6, "after a discontinuity the frames condition again")
+        let withoutTemporal = try run(base, temporal: true)
+        XCTAssertEqual(plain[1].maxAbsDifference(withoutTemporal[1]), 0, "temporal false: as a model without one")
+    }
+}
