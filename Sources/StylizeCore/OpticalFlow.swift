@@ -241,18 +241,27 @@ public struct FarnebackFlow: Sendable {
     public func flow(from prev: Tensor, to next: Tensor, downscale factor: Int) -> Tensor {
         precondition(factor >= 1 && prev.rank == 2 && prev.shape == next.shape, "FarnebackFlow: bad reduced-resolution call")
         if factor == 1 { return flow(from: prev, to: next) }
-        let (h, w) = (prev.shape[0], prev.shape[1])
+        let coarse = flow(from: Self.shrink(prev, by: factor), to: Self.shrink(next, by: factor))
+        return Self.enlarge(coarse, height: prev.shape[0], width: prev.shape[1])
+    }
+
+    /// A [height, width] image shrunk to [height / factor, width / factor] by INTER_AREA.
+    public static func shrink(_ image: Tensor, by factor: Int) -> Tensor {
+        let (h, w) = (image.shape[0], image.shape[1])
         let (sh, sw) = (h / factor, w / factor)
-        func shrink(_ image: Tensor) -> Tensor {
-            var small = Tensor(uninitialized: [sh, sw])
-            image.data.withUnsafeBufferPointer { s in
-                small.data.withUnsafeMutableBufferPointer { d in
-                    PlaneResampling.resizeArea(s.baseAddress!, width: w, height: h, channels: 1, into: d.baseAddress!, width: sw, height: sh)
-                }
+        var small = Tensor(uninitialized: [sh, sw])
+        image.data.withUnsafeBufferPointer { s in
+            small.data.withUnsafeMutableBufferPointer { d in
+                PlaneResampling.resizeArea(s.baseAddress!, width: w, height: h, channels: 1, into: d.baseAddress!, width: sw, height: sh)
             }
-            return small
         }
-        let coarse = flow(from: shrink(prev), to: shrink(next))
+        return small
+    }
+
+    /// A flow field [sh, sw, 2] computed on shrunk images, as a field of the full
+    /// [height, width] grid: resized linearly, vectors scaled by the size ratio.
+    public static func enlarge(_ coarse: Tensor, height h: Int, width w: Int) -> Tensor {
+        let (sh, sw) = (coarse.shape[0], coarse.shape[1])
         var out = Tensor(uninitialized: [h, w, 2])
         coarse.data.withUnsafeBufferPointer { s in
             out.data.withUnsafeMutableBufferPointer { d in

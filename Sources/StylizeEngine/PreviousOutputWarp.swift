@@ -6,10 +6,18 @@ import StylizeCore
 /// itself (docs/ARCHITECTURE.md#temporal-adapter).
 ///
 /// Frame i of a batch is warped with the flow from frame i to the previous batch's last
-/// input, so one kept expansion (that input's) serves the whole batch. Everything lives
-/// at the padded working size the denoiser sees. Touched only by the batch (worker) thread.
+/// input, so one kept expansion (that input's) serves the whole batch. The images live at
+/// the padded working size the denoiser sees; the flows are computed on the grey frames
+/// shrunk by `flowDownscale` (a shorter side of about `flowSide` pixels), which keeps
+/// their cost a few percent of a frame's at any size. Touched only by the batch (worker) thread.
 struct PreviousOutputWarp {
     private let flow = FarnebackFlow()
+    /// The shorter side flows are computed at (the whole frame below twice that).
+    static let flowSide = 64
+
+    /// The integer shrink factor of the flow's images for a frame of this size.
+    static func flowDownscale(height: Int, width: Int) -> Int { max(1, min(height, width) / flowSide) }
+
     /// The previous batch's newest input and output, padded; nil at a stream's start.
     private var previousInput: Tensor?
     private var previousOutput: Tensor?
@@ -39,26 +47,40 @@ struct PreviousOutputWarp {
     func images(for frames: Tensor) -> Tensor {
         guard let input = previousInput, let output = previousOutput,
               hasPrevious(height: frames.h, width: frames.w) else { return frames }
-        let previous = flow.expansion(of: FlowWarp.grey(input))
+        let factor = Self.flowDownscale(height: frames.h, width: frames.w)
+        func grey(_ t: Tensor, _ i: Int) -> Tensor {
+            let g = FlowWarp.grey(t, index: i)
+            return factor == 1 ? g : FarnebackFlow.shrink(g, by: factor)
+        }
+        let previous = flow.expansion(of: grey(input, 0))
         let (h, w, c) = (frames.h, frames.w, frames.c)
         let plane = h * w * c
         var out = Tensor(uninitialized: frames.shape)
         for i in 0..<frames.n {
-            let current = flow.expansion(of: FlowWarp.grey(frames, index: i))
+            let current = flow.expansion(of: grey(frames, i))
             let backward = flow.flow(from: current, to: previous)
             let forward = flow.flow(from: previous, to: current)
+            // On the flow's grid: 1 where the forward–backward test fails or the source
+            // lies outside the frame.
             let occluded = FlowWarp.occlusion(forward: forward, backward: backward)
-            let warped = FlowWarp.warp(output, flow: backward).warped
+            let (sh, sw) = (backward.shape[0], backward.shape[1])
+            let (warped, valid) = FlowWarp.warp(output, flow: factor == 1 ? backward : FarnebackFlow.enlarge(backward, height: h, width: w))
             out.data.withUnsafeMutableBufferPointer { o in
                 frames.data.withUnsafeBufferPointer { f in
                     warped.data.withUnsafeBufferPointer { wp in
                         occluded.data.withUnsafeBufferPointer { occ in
-                            let dst = o.baseAddress! + i * plane
-                            let src = f.baseAddress! + i * plane
-                            for p in 0..<(h * w) {
-                                // `occlusion` marks samples from outside the frame too.
-                                let from = occ[p] > 0.5 ? src : wp.baseAddress!
-                                for k in 0..<c { dst[p * c + k] = from[p * c + k] }
+                            valid.data.withUnsafeBufferPointer { ok in
+                                let dst = o.baseAddress! + i * plane
+                                let src = f.baseAddress! + i * plane
+                                for y in 0..<h {
+                                    let row = min(sh - 1, y / factor) * sw
+                                    for x in 0..<w {
+                                        let p = y * w + x
+                                        let keepFrame = occ[row + min(sw - 1, x / factor)] > 0.5 || ok[p] < 0.5
+                                        let from = keepFrame ? src : wp.baseAddress!
+                                        for k in 0..<c { dst[p * c + k] = from[p * c + k] }
+                                    }
+                                }
                             }
                         }
                     }
