@@ -186,11 +186,18 @@ final class ControlState: @unchecked Sendable {
         return made
     }
 
-    /// Keeps the newest output frame (working size) and its input for the `previous-output` source.
-    func finished(output: Tensor) {
+    /// Keeps the newest output frame (working size: RGB and the decoder's output) and its
+    /// input for the `previous-output` source.
+    func finished(output: Tensor, decoded: Tensor) {
         guard let input = newestInput else { return }
         newestInput = nil
-        warp.keep(input: input, output: Self.frame(output, index: output.n - 1))
+        warp.keep(input: input, output: Self.frame(output, index: output.n - 1),
+                  decoded: Self.frame(decoded, index: decoded.n - 1))
+    }
+
+    /// The temporal blend (`ControlSpec.blend`) of this batch's decoder output.
+    func blend(_ decoded: inout Tensor, alpha: Float) {
+        warp.blend(&decoded, alpha: alpha)
     }
 
     private func controlImages(_ spec: ControlSpec, padded: Tensor, perFrame: Bool) throws -> Tensor {
@@ -229,7 +236,10 @@ struct ControlBatch: BatchAdapters {
     }
 
     var wantsOutput: Bool { control.spec.image == .previousOutput }
-    func output(_ rgb: Tensor) { state.finished(output: rgb) }
+    func output(_ rgb: Tensor, decoded: Tensor) { state.finished(output: rgb, decoded: decoded) }
+    func adjust(decoded: inout Tensor) {
+        if control.spec.image == .previousOutput { state.blend(&decoded, alpha: control.spec.blend) }
+    }
 }
 
 /// Two adapters on one batch (the control adapter and the temporal one). Where both hook
@@ -256,8 +266,13 @@ struct AdapterStack: BatchAdapters {
 
     var wantsOutput: Bool { first.wantsOutput || second.wantsOutput }
 
-    func output(_ rgb: Tensor) {
-        if first.wantsOutput { first.output(rgb) }
-        if second.wantsOutput { second.output(rgb) }
+    func output(_ rgb: Tensor, decoded: Tensor) {
+        if first.wantsOutput { first.output(rgb, decoded: decoded) }
+        if second.wantsOutput { second.output(rgb, decoded: decoded) }
+    }
+
+    func adjust(decoded: inout Tensor) {
+        first.adjust(decoded: &decoded)
+        second.adjust(decoded: &decoded)
     }
 }

@@ -26,6 +26,10 @@ public struct ControlSpec: Sendable, Equatable {
     public var refreshInterval: Int = 8
     public var image: ControlImageSource = .frame
     public var edges = EdgeMapSettings()
+    /// The temporal blend, for a `previous-output` adapter: where the flow is trusted, the
+    /// decoder's output moves this fraction of the way to the warped previous one
+    /// (0: off). Refreshed-every-batch adapters only (`refresh_interval` 1).
+    public var blend: Float = 0
 
     public init(weights: String) { self.weights = weights }
 
@@ -58,6 +62,11 @@ public struct ControlSpec: Sendable, Equatable {
             throw ModelError.invalidConfig(file: r.file, key: "image", reason: "a temporal adapter reads the previous output, not '\(imageName)'")
         }
         image = i
+        blend = try r.float("blend", blend)
+        guard (0...1).contains(blend), blend == 0 || image == .previousOutput else {
+            throw ModelError.invalidConfig(file: r.file, key: "blend",
+                                           reason: "must be 0…1 and needs image previous-output, is \(blend) with \(image.rawValue)")
+        }
         if case .object(let o)? = r.raw("edges") {
             let e = ConfigReader(object: o, file: r.file + " (control.edges)")
             edges.low = try e.float("low", edges.low)

@@ -74,8 +74,9 @@ public final class Stylizer: Sendable {
         record(\.decode, since: t0)
         t0 = StreamStatistics.now()
         if (ph, pw) != (h, w) { decoded = crop(decoded, height: h, width: w) }
+        adapters?.adjust(decoded: &decoded)
         if let adapters, adapters.wantsOutput {
-            adapters.output(model.config.outputHead.workingOutput(decoded, working: working))
+            adapters.output(model.config.outputHead.workingOutput(decoded, working: working), decoded: decoded)
         }
         let out = model.config.outputHead.output(decoded, working: working, frames: frames, spec: model.config.working)
         record(\.other, since: t0)
@@ -126,8 +127,12 @@ public protocol BatchAdapters {
     /// Whether `output` should be called (it costs a copy, or an affine head's application
     /// at the working size).
     var wantsOutput: Bool { get }
-    /// The batch's result as RGB at the working size (not padded), [-1, 1].
-    func output(_ rgb: Tensor)
+    /// The batch's result at the working size (not padded): RGB in [-1, 1], and what the
+    /// decoder gave (RGB, or the affine head's maps).
+    func output(_ rgb: Tensor, decoded: Tensor)
+    /// Changes the decoder's output (working size, not padded) before the head uses it
+    /// (the temporal blend).
+    func adjust(decoded: inout Tensor)
 }
 
 // MARK: - tensor plumbing

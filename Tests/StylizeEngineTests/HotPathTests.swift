@@ -63,7 +63,7 @@ final class HotPathTests: XCTestCase {
         }
         try fm.removeItem(atPath: folder + "/stylize.json")
         var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: nano + "/stylize.json"))) as! [String: Any]
-        json["temporal"] = ["weights": "controlnet_lllite/hotpath.safetensors"]
+        json["temporal"] = ["weights": "controlnet_lllite/hotpath.safetensors", "blend": 0.5]
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: folder + "/stylize.json"))
         let model = try StylizeModel(path: nano)
         try ControlNetLLLite.randomWeights(denoiser: model.denoiser, imageDownscale: model.codec.downscale, blocks: .down,

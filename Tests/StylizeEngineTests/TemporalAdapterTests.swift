@@ -31,7 +31,7 @@ final class TemporalAdapterTests: XCTestCase {
         // An output that differs from its input but is aligned with it.
         let previousOutput = texture(height: h, width: w, phase: 1.3)
         var warp = PreviousOutputWarp()
-        warp.keep(input: previousInput, output: previousOutput)
+        warp.keep(input: previousInput, output: previousOutput, decoded: previousOutput)
         let images = warp.images(for: current)
         let expected = texture(height: h, width: w, dx: Float(dx), dy: Float(dy), phase: 1.3)
         var error: Float = 0
@@ -58,13 +58,60 @@ final class TemporalAdapterTests: XCTestCase {
         }
     }
 
+    /// The blend moves the decoder's output (any channel count: RGB or the affine head's
+    /// maps) towards the warped previous one where the flow is trusted, the frame's own
+    /// output elsewhere; the working size may be smaller than the padded one.
+    func testBlendMixesTheWarpedPreviousDecoderOutputWhereTheFlowIsTrusted() {
+        let (h, w, dx, dy) = (64, 64, 3, 2)
+        func maps(_ phase: Float, dx: Float = 0, dy: Float = 0) -> Tensor {
+            let a = texture(height: h, width: w, dx: dx, dy: dy, phase: phase)
+            let b = texture(height: h, width: w, dx: dx, dy: dy, phase: phase + 2)
+            var t = Tensor(uninitialized: [1, h, w, 6])
+            for p in 0..<(h * w) { for k in 0..<3 { t.data[p * 6 + k] = a.data[p * 3 + k]; t.data[p * 6 + 3 + k] = b.data[p * 3 + k] } }
+            return t
+        }
+        var warp = PreviousOutputWarp()
+        warp.keep(input: texture(height: h, width: w), output: texture(height: h, width: w, phase: 1.3), decoded: maps(0.7))
+        var decoded = maps(2.9)
+        let own = decoded
+        var expected = maps(0.7, dx: Float(dx), dy: Float(dy))
+        _ = warp.images(for: texture(height: h, width: w, dx: Float(dx), dy: Float(dy)))
+        warp.blend(&decoded, alpha: 0.75)
+        var error: Float = 0
+        var count = 0
+        for y in 8..<(h - 8) {
+            for x in 8..<(w - 8) {
+                for k in 0..<6 {
+                    let i = (y * w + x) * 6 + k
+                    expected.data[i] = 0.75 * expected.data[i] + 0.25 * own.data[i]
+                    error += abs(decoded.data[i] - expected.data[i])
+                    count += 1
+                }
+            }
+        }
+        XCTAssertLessThan(error / Float(count), 0.02)
+        for y in 8..<(h - 8) {
+            for k in 0..<6 { XCTAssertEqual(decoded.data[(y * w) * 6 + k], own.data[(y * w) * 6 + k], "uncovered: the frame's own") }
+        }
+        // No flows for this batch (a first batch): nothing changes.
+        var first = PreviousOutputWarp()
+        var untouched = maps(2.9)
+        first.blend(&untouched, alpha: 1)
+        XCTAssertEqual(untouched.data.array, own.data.array)
+        _ = first.images(for: texture(height: h, width: w))
+        first.blend(&untouched, alpha: 1)
+        XCTAssertEqual(untouched.data.array, own.data.array)
+    }
+
     func testWithoutAPreviousOutputOrAfterASizeChangeTheFramesAreTheImages() {
         let frames = TinyModelFolder.frames(3, 32, 40)
         var warp = PreviousOutputWarp()
         XCTAssertEqual(warp.images(for: frames).data.array, frames.data.array, "a stream's first batch")
-        warp.keep(input: texture(height: 16, width: 16), output: texture(height: 16, width: 16, phase: 1))
+        warp.keep(input: texture(height: 16, width: 16), output: texture(height: 16, width: 16, phase: 1),
+                  decoded: texture(height: 16, width: 16, phase: 1))
         XCTAssertEqual(warp.images(for: frames).data.array, frames.data.array, "another size")
-        warp.keep(input: texture(height: 32, width: 40), output: texture(height: 32, width: 40, phase: 1))
+        warp.keep(input: texture(height: 32, width: 40), output: texture(height: 32, width: 40, phase: 1),
+                  decoded: texture(height: 32, width: 40, phase: 1))
         XCTAssertNotEqual(warp.images(for: frames).data.array, frames.data.array)
         warp.reset()
         XCTAssertEqual(warp.images(for: frames).data.array, frames.data.array, "after a reset")
@@ -77,8 +124,11 @@ final class TemporalAdapterTests: XCTestCase {
         XCTAssertEqual(t?.multiplier, 0.8)
         XCTAssertEqual(t?.image, .previousOutput)
         XCTAssertEqual(t?.refreshInterval, 1, "every batch unless it says otherwise")
+        XCTAssertEqual(t?.blend, 0)
         for (body, fragments) in [(#"{"temporal": {"weights": "a", "image": "edges"}}"#, ["(temporal)", "image", "edges"]),
                                   (#"{"temporal": {"multiplier": 1}}"#, ["(temporal)", "weights"]),
+                                  (#"{"temporal": {"weights": "a", "blend": 1.5}}"#, ["(temporal)", "blend"]),
+                                  (#"{"control": {"weights": "a", "blend": 0.5}}"#, ["(control)", "blend", "previous-output"]),
                                   (#"{"temporal": true}"#, ["temporal", "object"])] {
             XCTAssertThrowsError(try StylizeConfig(data: Data(body.utf8), file: "stylize.json", textEncoderDefaults: ConditioningSpec())) { e in
                 for f in fragments { XCTAssertTrue("\(e)".contains(f), "\(e) should name \(f)") }

@@ -19,6 +19,23 @@ test this script and to compare with the Swift engine. --checkpoint runs/nano/ch
 previews a training run in progress (torch engine).
 Exit status 1 when an acceptance threshold fails (ID >= 90%, PSNR >= 20 dB, unseen
 paraphrases within 2 dB, temporal ratio <= 1.5).
+
+--temporal: the temporal adapter's evaluation (stylize.json "temporal", tools/nano/temporal.py)
+instead. Warping error = mean |out_t - warp(out_{t-1})| (0-255, mean over channels) over
+the pixels the inputs' Farneback flow marks visible (forward-backward test), on (a) the
+held-out clip tree.avi (--frames frames, centre crop + area resize to --size) and (b) a
+synthetic pan over the held-out photo fruits.jpg (1.5 px/frame right, 0.5 down, sensor
+noise sigma 2/255 per frame), per style, for the element WITH the adapter (temporal=true),
+WITHOUT it (temporal=false) and the reference transform frame by frame. --engine swift
+runs the GStreamer element through gst-launch-1.0 (GST_PLUGIN_PATH=.build/release),
+--engine torch temporal.py's replica of its stream loop. A style fails when, on either
+clip, NOT (with <= 0.70 x without AND with <= reference); exit 1 if any fails. Also prints
+the mean PSNR to the reference with / without (the adapter should not cost style).
+--strip FILE.png writes rows input / without / with of 4 frames of the clip (--strip-style;
+--strip-diff adds the two outputs' |out_t - warp(out_t-1)| x8 as heat maps).
+
+    python3 tools/nano/eval.py --temporal [--engine swift|torch] [--model DIR] [--frames 48]
+        [--styles a,b] [--batch-size 8] [--threads 0] [--strip out/temporal-strip.png]
 """
 from __future__ import annotations
 
@@ -173,6 +190,206 @@ def temporal(engine, img, frames: int, seed: int = 1):
     return res
 
 
+# ----------------------------------------------------------------------------- temporal adapter
+
+HELDOUT_CLIP = "tree.avi"
+PAN_PHOTO = "fruits.jpg"
+
+
+def crop_resize(img: np.ndarray, size) -> np.ndarray:
+    tw, th = size
+    h, w = img.shape[:2]
+    cw, ch = (w, w * th // tw) if w * th <= h * tw else (h * tw // th, h)
+    img = img[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
+    return cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
+
+
+def load_clip(size, frames: int) -> np.ndarray:
+    """The first `frames` frames of the held-out clip, centre crop + area resize, RGB."""
+    cap = cv2.VideoCapture(os.path.join(DATA, HELDOUT_CLIP))
+    out = []
+    while len(out) < frames:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        out.append(crop_resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size))
+    if not out:
+        raise SystemExit(f"cannot read {DATA}/{HELDOUT_CLIP} (apt-get install opencv-doc)")
+    return np.stack(out)
+
+
+def synthetic_pan(size, frames: int, seed: int = 1) -> np.ndarray:
+    """A camera pan over the held-out photo: 1.5 px/frame right, 0.5 px/frame down at the
+    output scale (sub-pixel, bilinear), independent sensor noise sigma 2/255 per frame."""
+    tw, th = size
+    img = styles.load_rgb(os.path.join(DATA, PAN_PHOTO))
+    h, w = img.shape[:2]
+    need_w, need_h = tw + 1.5 * frames + 4, th + 0.5 * frames + 4
+    k = max(need_w / w, need_h / h)
+    img = cv2.resize(img, (int(np.ceil(w * k)), int(np.ceil(h * k))), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in range(frames):
+        m = np.float32([[1, 0, -1.5 * t], [0, 1, -0.5 * t]])
+        f = cv2.warpAffine(img, m, (tw, th), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        out.append(np.clip(f + rng.normal(0, 2.0, f.shape), 0, 255).round().astype(np.uint8))
+    return np.stack(out)
+
+
+class GstStream:
+    """The stylize element on a clip: PNG frames -> gst-launch-1.0 -> PNG frames."""
+
+    def __init__(self, model: str, work: str, batch: int, seed: int, threads: int):
+        import shutil
+        self.model, self.work, self.batch, self.seed, self.threads = model, work, batch, seed, threads
+        if not shutil.which("gst-launch-1.0"):
+            raise SystemExit("gst-launch-1.0 not found (apt-get install gstreamer1.0-tools)")
+        root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+        plugin = os.path.join(root, ".build", "release")
+        if not os.path.exists(os.path.join(plugin, "libgststylize.so")):
+            raise SystemExit(f"{plugin}/libgststylize.so not found: swift build -c release (or use --engine torch)")
+        self.env = dict(os.environ, GST_PLUGIN_PATH=plugin + (":" + os.environ["GST_PLUGIN_PATH"]
+                                                              if os.environ.get("GST_PLUGIN_PATH") else ""))
+        info = subprocess.run(["gst-inspect-1.0", "stylize"], env=self.env, capture_output=True, text=True)
+        if info.returncode != 0:
+            raise SystemExit(f"gst-inspect-1.0 stylize failed: {info.stderr.strip()}")
+        self.has_temporal = any(line.split(":")[0].strip() == "temporal" for line in info.stdout.splitlines())
+
+    def run(self, frames: np.ndarray, prompt: str, temporal: bool, tag: str) -> np.ndarray:
+        import shutil
+        if temporal and not self.has_temporal:
+            raise SystemExit("this build of the stylize element has no 'temporal' property: rebuild it "
+                             "(swift build -c release) or use --engine torch")
+        src, dst = os.path.join(self.work, f"{tag}_in"), os.path.join(self.work, f"{tag}_out")
+        for d in (src, dst):
+            shutil.rmtree(d, ignore_errors=True)
+            os.makedirs(d)
+        for i, f in enumerate(frames):
+            styles.save_rgb(os.path.join(src, f"{i:05d}.png"), f)
+        element = ["stylize", f"model={self.model}", f"prompt={prompt}", f"batch-size={self.batch}", f"seed={self.seed}"]
+        if self.threads:
+            element.append(f"threads={self.threads}")
+        if self.has_temporal:
+            element.append(f"temporal={'true' if temporal else 'false'}")
+        cmd = (["gst-launch-1.0", "-q", "multifilesrc", f"location={src}/%05d.png", "index=0",
+                "caps=image/png,framerate=30/1", "!", "pngdec", "!", "videoconvert", "!"] + element
+               + ["!", "videoconvert", "!", "video/x-raw,format=RGB", "!", "pngenc", "!", "multifilesink",
+                  f"location={dst}/%05d.png"])
+        r = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"gst-launch-1.0 failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr.strip()}")
+        out = [styles.load_rgb(os.path.join(dst, f"{i:05d}.png")) for i in range(len(frames))
+               if os.path.exists(os.path.join(dst, f"{i:05d}.png"))]
+        if len(out) != len(frames):
+            raise SystemExit(f"the element returned {len(out)} frames for {len(frames)}: {' '.join(cmd)}")
+        return np.stack(out)
+
+
+class TorchStream:
+    """tools/nano/temporal.py's replica of the element's stream loop."""
+
+    def __init__(self, model: str, batch: int, seed: int):
+        import temporal as tm
+        self.nano = tm.Nano(model)
+        self.adapter = tm.load_temporal_adapter(self.nano) if self.nano.cfg.get("temporal") else None
+        self.engine = tm.TemporalEngine(self.nano, self.adapter, batch=batch, seed=seed)
+
+    def run(self, frames: np.ndarray, prompt: str, temporal: bool, tag: str) -> np.ndarray:
+        if temporal and self.adapter is None:
+            raise SystemExit("the model's stylize.json has no \"temporal\" object")
+        return self.engine.run(frames, prompt, temporal=temporal)
+
+
+def label_strip(rows: list[tuple[str, list[np.ndarray]]], path: str) -> None:
+    pad = 4
+    h, w = rows[0][1][0].shape[:2]
+    lw = 110
+    canvas = np.full((len(rows) * (h + pad) + pad, lw + len(rows[0][1]) * (w + pad) + pad, 3), 255, np.uint8)
+    for r, (name, imgs) in enumerate(rows):
+        y = pad + r * (h + pad)
+        cv2.putText(canvas, name, (6, y + h // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+        for c, img in enumerate(imgs):
+            x = lw + pad + c * (w + pad)
+            canvas[y:y + h, x:x + w] = img
+    styles.save_rgb(path, canvas)
+
+
+def temporal_main(a) -> None:
+    import temporal as tm
+    cfg = json.load(open(os.path.join(a.model, "stylize.json")))
+    if not cfg.get("temporal"):
+        raise SystemExit(f"{a.model}/stylize.json has no \"temporal\" object (tools/nano/temporal.py trains one)")
+    work = os.path.join(a.out, "temporal")
+    os.makedirs(work, exist_ok=True)
+    eng = (GstStream(os.path.abspath(a.model), work, a.batch_size, a.seed, a.threads) if a.engine == "swift"
+           else TorchStream(a.model, a.batch_size, a.seed))
+    names = styles.STYLE_NAMES if a.styles == "all" else a.styles.split(",")
+    unknown = [n for n in names if n not in styles.STYLES]
+    if unknown:
+        raise SystemExit(f"unknown styles {unknown}; known: {', '.join(styles.STYLE_NAMES)}")
+    clips = [(HELDOUT_CLIP, load_clip(a.size, a.frames)), (f"pan {PAN_PHOTO}", synthetic_pan(a.size, a.frames))]
+    print(f"temporal adapter {cfg['temporal']['weights']} of {a.model}; engine {a.engine}, batch {a.batch_size}; "
+          f"clips at {a.size[0]}x{a.size[1]}: " + ", ".join(f"{n} ({len(c)} frames)" for n, c in clips))
+    res, ok, kept = {}, True, {}
+    for cname, frames in clips:
+        for s in names:
+            prompt = styles.STYLES[s]["keys"][0]
+            tag = f"{cname.split()[0].replace('.', '_')}_{s}"
+            with_ = eng.run(frames, prompt, True, tag + "_with")
+            without = eng.run(frames, prompt, False, tag + "_without")
+            ref = np.stack([styles.apply(s, f) for f in frames])
+            e = dict(with_=tm.warping_error(frames, with_), without=tm.warping_error(frames, without),
+                     reference=tm.warping_error(frames, ref),
+                     psnr_with=float(np.mean([psnr(o, r) for o, r in zip(with_, ref)])),
+                     psnr_without=float(np.mean([psnr(o, r) for o, r in zip(without, ref)])))
+            e["ratio_without"] = e["with_"] / max(e["without"], 1e-9)
+            e["ratio_reference"] = e["with_"] / max(e["reference"], 1e-9)
+            e["pass"] = bool(e["with_"] <= 0.70 * e["without"] and e["with_"] <= e["reference"])
+            ok &= e["pass"]
+            res[f"{cname}/{s}"] = e
+            if cname == HELDOUT_CLIP and s == a.strip_style:
+                kept = dict(frames=frames, without=without, with_=with_)
+            print(f"  {cname:18s} {s:11s} with {e['with_']:6.3f}  without {e['without']:6.3f}  reference "
+                  f"{e['reference']:6.3f}  with/without {e['ratio_without']:5.2f}  with/reference "
+                  f"{e['ratio_reference']:5.2f}  PSNR {e['psnr_with']:5.2f} / {e['psnr_without']:5.2f} dB  "
+                  f"{'ok' if e['pass'] else 'FAIL'}", flush=True)
+    print(f"\nwarping error (0-255, visible pixels; lower is steadier)\n{'clip':18s} {'style':11s} {'with':>7s} "
+          f"{'without':>8s} {'reference':>9s} {'w/wo':>6s} {'w/ref':>6s} {'PSNR w':>7s} {'PSNR wo':>7s}")
+    for k, e in res.items():
+        c, s = k.rsplit("/", 1)
+        print(f"{c:18s} {s:11s} {e['with_']:7.3f} {e['without']:8.3f} {e['reference']:9.3f} {e['ratio_without']:6.2f} "
+              f"{e['ratio_reference']:6.2f} {e['psnr_with']:7.2f} {e['psnr_without']:7.2f}  {'ok' if e['pass'] else 'FAIL'}")
+    for cname, _ in clips:
+        v = [e for k, e in res.items() if k.startswith(cname + "/")]
+        print(f"{cname:18s} {'mean':11s} {np.mean([e['with_'] for e in v]):7.3f} {np.mean([e['without'] for e in v]):8.3f} "
+              f"{np.mean([e['reference'] for e in v]):9.3f} {np.mean([e['ratio_without'] for e in v]):6.2f} "
+              f"{np.mean([e['ratio_reference'] for e in v]):6.2f} {np.mean([e['psnr_with'] for e in v]):7.2f} "
+              f"{np.mean([e['psnr_without'] for e in v]):7.2f}")
+    with open(os.path.join(a.out, "temporal.json"), "w") as f:
+        json.dump(dict(engine=a.engine, model=a.model, size=a.size, frames=a.frames, results=res), f, indent=2)
+    if a.strip:
+        if not kept:
+            raise SystemExit(f"--strip-style {a.strip_style} was not evaluated (--styles)")
+        n = len(kept["frames"])
+        idx = [i for i in (2 * a.batch_size + 1 + 2 * j for j in range(4)) if i < n] or list(range(min(4, n)))
+        rows = [("input", [kept["frames"][i] for i in idx]),
+                ("without", [kept["without"][i] for i in idx]),
+                ("with", [kept["with_"][i] for i in idx])]
+        if a.strip_diff:  # |out_t - warp(out_t-1)| x8 on visible pixels (black: occluded)
+            def diff(outs, i):
+                b, vis = tm.pair_flow(kept["frames"][i - 1], kept["frames"][i])
+                d = np.abs(outs[i].astype(np.float32) - tm.warp(outs[i - 1].astype(np.float32), b)).mean(-1)
+                heat = cv2.applyColorMap(np.clip(d * 8, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+                return np.where(vis[..., None], cv2.cvtColor(heat, cv2.COLOR_BGR2RGB), 0).astype(np.uint8)
+            rows += [("|d| x8 w/o", [diff(kept["without"], i) for i in idx]),
+                     ("|d| x8 with", [diff(kept["with_"], i) for i in idx])]
+        label_strip(rows, a.strip)
+        print(f"strip ({a.strip_style}, frames {idx} of {HELDOUT_CLIP}) -> {a.strip}")
+    print("\nacceptance (each style, both clips: with <= 0.70 x without and with <= reference):",
+          "PASS" if ok else "FAIL")
+    sys.exit(0 if ok else 1)
+
+
 def export_checkpoint(path: str, folder: str) -> str:
     import torch
     import model as nano
@@ -198,8 +415,22 @@ def main():
     ap.add_argument("--out", default="out/nano-eval")
     ap.add_argument("--checkpoint", help="evaluate a training checkpoint (train.py's checkpoint.pt) instead: "
                     "it is exported to --out/checkpoint-folder and run with --engine torch (mid-run previews)")
+    ap.add_argument("--temporal", action="store_true",
+                    help="evaluate the temporal adapter instead (warping error with / without / reference)")
+    ap.add_argument("--frames", type=int, default=48, help="--temporal: frames per clip")
+    ap.add_argument("--styles", default="all", help="--temporal: comma list of styles, or all")
+    ap.add_argument("--batch-size", type=int, default=8, help="--temporal: the element's batch-size")
+    ap.add_argument("--threads", type=int, default=0, help="--temporal --engine swift: the element's threads (0: all)")
+    ap.add_argument("--strip", help="--temporal: write a frame strip (input / without / with) here")
+    ap.add_argument("--strip-style", default="watercolor")
+    ap.add_argument("--strip-diff", action="store_true",
+                    help="two more strip rows: |out_t - warp(out_t-1)| x8 without / with")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    if a.temporal:
+        if a.checkpoint:
+            raise SystemExit("--temporal evaluates a model folder (--model), not a checkpoint")
+        temporal_main(a)
     if a.checkpoint:
         a.model, a.engine = export_checkpoint(a.checkpoint, os.path.join(a.out, "checkpoint-folder")), "torch"
     engine = (SwiftEngine(a.model, a.tool, a.out, a.seed) if a.engine == "swift" else TorchEngine(a.model, a.seed))

@@ -175,6 +175,14 @@ def build_head(vae):
     transform (weights of the last conv near 0, bias = the identity's coefficients)."""
     from diffusers import AutoencoderTiny
     head = AutoencoderTiny(**HEAD_CONFIG)
+    reset_head_decoder(head, vae)
+    return head
+
+
+def reset_head_decoder(head, vae):
+    """The head's encoder and decoder from `vae`'s (all but the last conv, whose output
+    count differs), the last conv near 0 with the identity transform as its bias. Called
+    again when the head stage starts, so the head starts from the *trained* RGB decoder."""
     head.encoder.load_state_dict(vae.encoder.state_dict())
     rgb, ours = vae.decoder.state_dict(), head.decoder.state_dict()
     ours.update({k: v for k, v in rgb.items() if ours[k].shape == v.shape})
@@ -183,7 +191,6 @@ def build_head(vae):
     with torch.no_grad():
         last.weight.mul_(0.01)
         last.bias.copy_(torch.tensor([1., 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0]))
-    return head
 
 
 def apply_affine(coefficients, image):

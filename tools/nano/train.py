@@ -417,6 +417,8 @@ def main():
         opt_state = None
         if state["stage"] != stage:
             state["stage"], state["step"] = stage, 0
+            if stage == "head":
+                nano.reset_head_decoder(head, vae)  # from the trained RGB decoder, not the initial one
 
         def train_step(step):
             if stage == "ae":
