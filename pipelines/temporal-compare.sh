@@ -63,9 +63,9 @@ stylize=(stylize model="$STYLIZE_MODEL" prompt="$prompt" batch-size="$batch")
 gst-launch-1.0 -e \
     filesrc location="$in" ! decodebin ! videoconvert ! videoscale add-borders=true \
     ! video/x-raw,format=I420,width="$w",height="$h",pixel-aspect-ratio=1/1 ! tee name=t \
-    t. ! queue max-size-buffers=64 ! "${l0[@]}" comp.sink_0 \
-    t. ! queue max-size-buffers=64 ! "${stylize[@]}" temporal=false ! "${l1[@]}" comp.sink_1 \
-    t. ! queue max-size-buffers=64 ! "${stylize[@]}" temporal=true ! "${l2[@]}" comp.sink_2 \
+    t. ! queue max-size-buffers=64 max-size-time=0 max-size-bytes=0 ! "${l0[@]}" comp.sink_0 \
+    t. ! queue max-size-buffers=64 max-size-time=0 max-size-bytes=0 ! "${stylize[@]}" temporal=false ! "${l1[@]}" comp.sink_1 \
+    t. ! queue max-size-buffers=64 max-size-time=0 max-size-bytes=0 ! "${stylize[@]}" temporal=true ! "${l2[@]}" comp.sink_2 \
     compositor name=comp sink_1::xpos="$w" sink_2::xpos="$((2 * w))" \
     ! videoconvert ! video/x-raw,format=I420 ! "${enc[@]}" ! filesink location="$out"
 echo "done: $out" >&2

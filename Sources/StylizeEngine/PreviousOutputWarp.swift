@@ -23,30 +23,37 @@ struct PreviousOutputWarp {
     private var previousInput: Tensor?
     private var previousOutput: Tensor?
     private var previousDecoded: Tensor?
-    /// This batch's per-frame backward flows (padded size) and where they are trusted
-    /// (1) or not (0), from `images(for:)`, for `blend`.
-    private var flows: [Tensor] = []
-    private var visible: [Tensor] = []
+    /// This batch, from `images(for:)`, for `blend`: each frame's flow expansion, and the
+    /// flow from frame 0 to the previous batch's newest input with where it is trusted.
+    private var expansions: [FarnebackFlow.Expansion] = []
+    private var firstFlow: TrustedFlow?
+
+    /// A backward flow at the padded size and where it may be used (1) or not (0).
+    struct TrustedFlow {
+        let flow: Tensor
+        let trusted: Tensor
+    }
 
     mutating func reset() {
         previousInput = nil
         previousOutput = nil
         previousDecoded = nil
-        flows = []
-        visible = []
+        expansions = []
+        firstFlow = nil
     }
 
     /// Keeps a batch's newest input (padded, [1, H, W, 3]), its RGB output and its decoder
     /// output (working size, replicate-padded to the input's size here).
     mutating func keep(input: Tensor, output: Tensor, decoded: Tensor) {
-        func padded(_ t: Tensor) -> Tensor {
-            t.h == input.h && t.w == input.w ? t : padReplicate(t, height: input.h, width: input.w)
-        }
         previousInput = input
-        previousOutput = padded(output)
-        previousDecoded = padded(decoded)
-        flows = []
-        visible = []
+        previousOutput = Self.padded(output, height: input.h, width: input.w)
+        previousDecoded = Self.padded(decoded, height: input.h, width: input.w)
+        expansions = []
+        firstFlow = nil
+    }
+
+    private static func padded(_ t: Tensor, height: Int, width: Int) -> Tensor {
+        t.h == height && t.w == width ? t : padReplicate(t, height: height, width: width)
     }
 
     /// Whether `keep` has something for frames of this padded size (a stream's first batch,
@@ -55,78 +62,99 @@ struct PreviousOutputWarp {
         previousInput.map { $0.h == height && $0.w == width } ?? false
     }
 
+    /// Frame `index`'s grey image on the flow's grid.
+    private func flowImage(_ t: Tensor, _ index: Int, factor: Int) -> Tensor {
+        let g = FlowWarp.grey(t, index: index)
+        return factor == 1 ? g : FarnebackFlow.shrink(g, by: factor)
+    }
+
+    /// The flow from `current` to `previous` (their expansions) at the padded size
+    /// height × width, trusted where the forward–backward test (on the flow's grid) passes
+    /// and the source lies inside the frame.
+    private func trustedFlow(from current: FarnebackFlow.Expansion, to previous: FarnebackFlow.Expansion,
+                             factor: Int, height h: Int, width w: Int) -> TrustedFlow {
+        let backward = flow.flow(from: current, to: previous)
+        let forward = flow.flow(from: previous, to: current)
+        let occluded = FlowWarp.occlusion(forward: forward, backward: backward)
+        let (sh, sw) = (backward.shape[0], backward.shape[1])
+        let full = factor == 1 ? backward : FarnebackFlow.enlarge(backward, height: h, width: w)
+        var trusted = Tensor(uninitialized: [h, w])
+        full.data.withUnsafeBufferPointer { f in
+            occluded.data.withUnsafeBufferPointer { occ in
+                trusted.data.withUnsafeMutableBufferPointer { t in
+                    for y in 0..<h {
+                        let row = min(sh - 1, y / factor) * sw
+                        for x in 0..<w {
+                            let p = y * w + x
+                            let (sx, sy) = (Float(x) + f[2 * p], Float(y) + f[2 * p + 1])
+                            let inside = sx >= 0 && sx <= Float(w - 1) && sy >= 0 && sy <= Float(h - 1)
+                            t[p] = inside && occ[row + min(sw - 1, x / factor)] < 0.5 ? 1 : 0
+                        }
+                    }
+                }
+            }
+        }
+        return TrustedFlow(flow: full, trusted: trusted)
+    }
+
     /// Conditioning images for `frames` (padded, NHWC [-1, 1]): per frame, the warped
-    /// previous output where the flow is consistent, the frame elsewhere. Without a previous
+    /// previous output where the flow is trusted, the frame elsewhere. Without a previous
     /// output of this size, the frames themselves.
     mutating func images(for frames: Tensor) -> Tensor {
-        flows = []
-        visible = []
+        expansions = []
+        firstFlow = nil
         guard let input = previousInput, let output = previousOutput,
               hasPrevious(height: frames.h, width: frames.w) else { return frames }
         let factor = Self.flowDownscale(height: frames.h, width: frames.w)
-        func grey(_ t: Tensor, _ i: Int) -> Tensor {
-            let g = FlowWarp.grey(t, index: i)
-            return factor == 1 ? g : FarnebackFlow.shrink(g, by: factor)
-        }
-        let previous = flow.expansion(of: grey(input, 0))
+        let previous = flow.expansion(of: flowImage(input, 0, factor: factor))
         let (h, w, c) = (frames.h, frames.w, frames.c)
         let plane = h * w * c
         var out = Tensor(uninitialized: frames.shape)
         for i in 0..<frames.n {
-            let current = flow.expansion(of: grey(frames, i))
-            let backward = flow.flow(from: current, to: previous)
-            let forward = flow.flow(from: previous, to: current)
-            // On the flow's grid: 1 where the forward–backward test fails or the source
-            // lies outside the frame.
-            let occluded = FlowWarp.occlusion(forward: forward, backward: backward)
-            let (sh, sw) = (backward.shape[0], backward.shape[1])
-            let full = factor == 1 ? backward : FarnebackFlow.enlarge(backward, height: h, width: w)
-            let (warped, valid) = FlowWarp.warp(output, flow: full)
-            var trusted = Tensor(uninitialized: [h, w])
+            let current = flow.expansion(of: flowImage(frames, i, factor: factor))
+            let t = trustedFlow(from: current, to: previous, factor: factor, height: h, width: w)
+            let warped = FlowWarp.warp(output, flow: t.flow).warped
             out.data.withUnsafeMutableBufferPointer { o in
                 frames.data.withUnsafeBufferPointer { f in
                     warped.data.withUnsafeBufferPointer { wp in
-                        occluded.data.withUnsafeBufferPointer { occ in
-                            valid.data.withUnsafeBufferPointer { ok in
-                                trusted.data.withUnsafeMutableBufferPointer { t in
-                                    let dst = o.baseAddress! + i * plane
-                                    let src = f.baseAddress! + i * plane
-                                    for y in 0..<h {
-                                        let row = min(sh - 1, y / factor) * sw
-                                        for x in 0..<w {
-                                            let p = y * w + x
-                                            let keepFrame = occ[row + min(sw - 1, x / factor)] > 0.5 || ok[p] < 0.5
-                                            t[p] = keepFrame ? 0 : 1
-                                            let from = keepFrame ? src : wp.baseAddress!
-                                            for k in 0..<c { dst[p * c + k] = from[p * c + k] }
-                                        }
-                                    }
-                                }
+                        t.trusted.data.withUnsafeBufferPointer { ok in
+                            let dst = o.baseAddress! + i * plane
+                            let src = f.baseAddress! + i * plane
+                            for p in 0..<(h * w) {
+                                let from = ok[p] > 0.5 ? wp.baseAddress! : src
+                                for k in 0..<c { dst[p * c + k] = from[p * c + k] }
                             }
                         }
                     }
                 }
             }
-            flows.append(full)
-            visible.append(trusted)
+            expansions.append(current)
+            if i == 0 { firstFlow = t }
         }
         return out
     }
 
-    /// Mixes the warped previous decoder output into this batch's (`decoded`, working size
-    /// [B, h, w, C], within the padded size): decoded = α·warped + (1 − α)·decoded where the
-    /// flow is trusted. Needs this batch's `images(for:)`; without them (first batch, a
-    /// refresh-less batch) it leaves `decoded` alone.
+    /// The temporal blend of this batch's decoder output (`decoded`, working size
+    /// [B, h, w, C] within the padded size; RGB or the affine head's maps): frame by frame,
+    /// where the flow is trusted, decoded_i = α·warp(decoded_{i−1}) + (1 − α)·decoded_i,
+    /// decoded_{−1} being the previous batch's newest (already blended), so the blend is a
+    /// recursive filter along the motion. Needs this batch's `images(for:)`; without them
+    /// (a stream's first batch, a batch that did not refresh) `decoded` is left alone.
     func blend(_ decoded: inout Tensor, alpha: Float) {
-        guard alpha > 0, let previous = previousDecoded, flows.count == decoded.n, previous.c == decoded.c else { return }
+        guard alpha > 0, let previous = previousDecoded, let first = firstFlow, expansions.count == decoded.n,
+              previous.c == decoded.c, decoded.h <= previous.h, decoded.w <= previous.w else { return }
         let (h, w, c) = (decoded.h, decoded.w, decoded.c)
         let (ph, pw) = (previous.h, previous.w)
-        guard h <= ph, w <= pw else { return }
+        let factor = Self.flowDownscale(height: ph, width: pw)
         for i in 0..<decoded.n {
-            let warped = FlowWarp.warp(previous, flow: flows[i]).warped
+            let (source, t) = i == 0
+                ? (previous, first)
+                : (Self.padded(ControlState.frame(decoded, index: i - 1), height: ph, width: pw),
+                   trustedFlow(from: expansions[i], to: expansions[i - 1], factor: factor, height: ph, width: pw))
+            let warped = FlowWarp.warp(source, flow: t.flow).warped
             decoded.data.withUnsafeMutableBufferPointer { d in
                 warped.data.withUnsafeBufferPointer { wp in
-                    visible[i].data.withUnsafeBufferPointer { v in
+                    t.trusted.data.withUnsafeBufferPointer { v in
                         let dst = d.baseAddress! + i * h * w * c
                         for y in 0..<h {
                             for x in 0..<w where v[y * pw + x] > 0.5 {

@@ -93,6 +93,31 @@ final class TemporalAdapterTests: XCTestCase {
         for y in 8..<(h - 8) {
             for k in 0..<6 { XCTAssertEqual(decoded.data[(y * w) * 6 + k], own.data[(y * w) * 6 + k], "uncovered: the frame's own") }
         }
+        // Within a batch the blend runs along the frames: frame 1 (the same picture as
+        // frame 0, other maps) moves towards frame 0's blended maps.
+        var pair = PreviousOutputWarp()
+        pair.keep(input: texture(height: h, width: w), output: texture(height: h, width: w, phase: 1.3), decoded: maps(0.7))
+        let moved = texture(height: h, width: w, dx: Float(dx), dy: Float(dy))
+        var two = Tensor(uninitialized: [2, h, w, 6])
+        let (m0, m1) = (maps(2.9), maps(4.1))
+        two.data.replaceSubrange(0..<(h * w * 6), with: m0.data)
+        two.data.replaceSubrange((h * w * 6)..<(2 * h * w * 6), with: m1.data)
+        var both = Tensor(uninitialized: [2, h, w, 3])
+        both.data.replaceSubrange(0..<(h * w * 3), with: moved.data)
+        both.data.replaceSubrange((h * w * 3)..<(2 * h * w * 3), with: moved.data)
+        _ = pair.images(for: both)
+        pair.blend(&two, alpha: 0.75)
+        var pairError: Float = 0
+        for y in 8..<(h - 8) {
+            for x in 8..<(w - 8) {
+                for k in 0..<6 {
+                    let i = (y * w + x) * 6 + k
+                    XCTAssertEqual(two.data[i], decoded.data[i], accuracy: 1e-4, "frame 0 as alone")
+                    pairError += abs(two.data[h * w * 6 + i] - (0.75 * two.data[i] + 0.25 * m1.data[i]))
+                }
+            }
+        }
+        XCTAssertLessThan(pairError / Float(count), 0.01, "frame 1 follows frame 0's blended output")
         // No flows for this batch (a first batch): nothing changes.
         var first = PreviousOutputWarp()
         var untouched = maps(2.9)
