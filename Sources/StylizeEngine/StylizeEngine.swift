@@ -54,6 +54,8 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
     private var previousInput: Tensor?
     private var previousOutput: Tensor?
     private var _worst: Double = 0
+    /// The prompt of the conditioning the last batch used.
+    private var lastPrompt: String?
 
     /// Encodes prompts; the model's own encoder unless the caller supplies another
     /// (a remote encoder, or a deliberately slow one in tests).
@@ -106,6 +108,9 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
     public static func processWaitingForPrompt(_ engine: StylizeEngine, _ frames: Tensor, settings: StylizeSettings,
                                                timeout: TimeInterval = 600) throws -> Tensor {
         let wanted = engine.resolved(settings.prompt)
+        // A still follows nothing: no temporal state from earlier calls or from the pass
+        // that requests the prompt.
+        engine.discontinuity()
         // Already active before the pass starts: this pass uses it.
         if engine.lock.withLock({ engine.service })?.current()?.prompt == wanted {
             return try engine.process(frames, settings: settings)
@@ -122,6 +127,7 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
             }
             Thread.sleep(forTimeInterval: 0.005)
         }
+        engine.discontinuity()
         return try engine.process(frames, settings: settings)
     }
 
@@ -223,6 +229,13 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         guard let conditioning = try service.current() ?? service.waitForFirst() else {
             throw ModelError.invalidInput(name: "prompt", reason: "no conditioning is available")
         }
+        // A new prompt is a new style: the temporal adapter must not pull the first frames
+        // towards the previous style's output (a vision refresh of the same prompt is not).
+        let promptChanged = lock.withLock { () -> Bool in
+            defer { lastPrompt = conditioning.prompt }
+            return lastPrompt != nil && lastPrompt != conditioning.prompt
+        }
+        if promptChanged { temporal.resetStream() }
 
         // Similarity skip: a frame nearly identical to the last frame that was computed
         // reuses that frame's output (comparing with the computed frame, not merely the
