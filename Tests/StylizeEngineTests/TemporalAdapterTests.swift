@@ -207,6 +207,25 @@ final class TemporalAdapterTests: XCTestCase {
         XCTAssertGreaterThan(temporal[0].maxAbsDifference(plain[0]), 1e-4, "the adapter changes the output")
         XCTAssertGreaterThan(temporal[1].maxAbsDifference(asControl[1]), 1e-4, "the second batch reads the previous output")
         XCTAssertLessThan(reset[1].maxAbsDifference(asControl[1]), 1e-6, "after a discontinuity the frames condition again")
+        // A new prompt is a new style: the first batch under it is conditioned by its
+        // frames, as a stream that started with that prompt.
+        let switching = StylizeEngine(model: model)
+        var s = StylizeSettings()
+        s.prompt = "oil painting"
+        s.refreshInterval = 0
+        try switching.start(settings: s)
+        defer { switching.stop() }
+        _ = try switching.process(frames, settings: s)
+        s.prompt = "a pencil sketch"
+        switching.setPrompt(s.prompt)
+        let deadline = Date(timeIntervalSinceNow: 30)
+        while switching.currentPrompt != s.prompt && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        let afterSwitch = try switching.process(frames, settings: s)
+        let started = StylizeEngine(model: model)
+        try started.start(settings: s)
+        defer { started.stop() }
+        XCTAssertLessThan(afterSwitch.maxAbsDifference(try started.process(frames, settings: s)), 1e-6,
+                          "no pull towards the previous prompt's output")
         let withoutTemporal = try run(base, temporal: true)
         XCTAssertEqual(plain[1].maxAbsDifference(withoutTemporal[1]), 0, "temporal false: as a model without one")
     }
