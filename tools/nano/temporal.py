@@ -153,15 +153,7 @@ TRAIN_PART = 0.85                   # the rest of each training video is validat
 FARNEBACK = (0.5, 3, 15, 3, 5, 1.2, 0)  # pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags
 TEMPORAL_JSON = "controlnet_lllite/temporal.safetensors"
 
-LOG = None
-
-
-def log(msg: str) -> None:
-    line = time.strftime("%H:%M:%S ") + msg
-    print(line, flush=True)
-    if LOG:
-        with open(LOG, "a") as f:
-            f.write(line + "\n")
+from train import log  # noqa: E402  (train.LOG names the log file)
 
 
 # ----------------------------------------------------------------------------- flow, warp, occlusion
@@ -879,7 +871,6 @@ def write_output(model_dir: str, out_dir: str, ad: Adapter, blocks: str, dtype, 
 
 
 def main():
-    global LOG
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="models/nano")
     ap.add_argument("--out", help="model folder to write (default: --model, in place)")
@@ -923,7 +914,8 @@ def main():
     cv2.setNumThreads(1)
     torch.manual_seed(a.seed)
     os.makedirs(a.work, exist_ok=True)
-    LOG = os.path.join(a.work, "temporal.log")
+    import train
+    train.LOG = os.path.join(a.work, "temporal.log")
     out_dir = a.out or a.model
     nano = Nano(a.model)
     for s in nano.cfg.get("styles", []):
