@@ -55,6 +55,21 @@ final class LLLiteParityTests: XCTestCase {
         try check("sdxl_input_middle", pair: "", blocks: .downMid)
     }
 
+    /// Modules whose conditioning networks are equal (tools/nano/temporal.py trains them
+    /// tied: one per depth, one first conv) run each shared conv once; the reference runs
+    /// every module's own copy.
+    func testSharedConditioningTrunksRunOnceAndMatchReference() throws {
+        try check("sd1x_shared_trunk", pair: "", blocks: .down)
+        let shared = try ControlNetLLLite(file: Fixtures.path("lllite", "sd1x_shared_trunk", "lllite.safetensors"),
+                                          denoiser: try unet("sd1x_shared_trunk"), imageDownscale: 8)
+        XCTAssertEqual(shared.modules.count, 24)
+        // conditioning1.0 for all; .2 of depths 1 and 2; .2 and .4 of depth 3.
+        XCTAssertEqual(shared.distinctConditioningConvs, 5)
+        let separate = try ControlNetLLLite(file: Fixtures.path("lllite", "sd1x_down", "lllite.safetensors"),
+                                            denoiser: try unet("sd1x_down"), imageDownscale: 8)
+        XCTAssertEqual(separate.distinctConditioningConvs, separate.modules.reduce(0) { $0 + ($1.depth == 3 ? 3 : 2) })
+    }
+
     func testDimensionsAndDepthsAreInferredFromTheTensors() throws {
         let sd1 = try ControlNetLLLite(file: Fixtures.path("lllite", "sd1x_down", "lllite.safetensors"),
                                        denoiser: try unet("sd1x_down"), imageDownscale: 8)

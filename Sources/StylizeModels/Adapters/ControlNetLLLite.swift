@@ -27,6 +27,11 @@ public struct LLLiteModule: Sendable {
     public let mlpDim: Int
     /// `conditioning1`: convolutions with ReLU between.
     let conditioning: [Conv2dKernel]
+    /// Each conv's identity among the adapter's (`ConditioningTrunks`): modules trained
+    /// with a shared trunk store equal copies, and the conditioning runs each once.
+    var conditioningIDs: [Int] = []
+    /// Leading conditioning layers another module shares (computed once per call).
+    var sharedLayers = 0
     let down: LinearKernel
     /// `mid` split by its input columns: the cx part (with mid's bias) depends only on the
     /// control image, so it is computed once per conditioning, not once per step.
@@ -37,14 +42,73 @@ public struct LLLiteModule: Sendable {
     /// Control-image pixels per token.
     public var imageDownscale: Int { 4 << depth }
 
-    /// [B, H, W, 3] control image(s) in [-1, 1] → mid's conditioning term [B, h·w, mlp_dim].
-    func condition(_ image: Tensor) -> Tensor {
+    /// [B, H, W, 3] control image(s) in [-1, 1] → mid's conditioning term [B, h·w, mlp_dim],
+    /// taking from `trunks` what another module with the same leading convs computed.
+    func condition(_ image: Tensor, trunks: inout ConditioningTrunks) -> Tensor {
         var x = image
         for (i, conv) in conditioning.enumerated() {
-            if i > 0 { Activation.relu.apply(&x) }
+            let chain = Array(conditioningIDs[...i])
+            if i < sharedLayers, let done = trunks.outputs[chain] {
+                x = done
+                continue
+            }
+            if i > 0 {
+                if i - 1 < sharedLayers {
+                    x = trunks.activated(Array(conditioningIDs[..<i]))
+                } else {
+                    Activation.relu.apply(&x)
+                }
+            }
             x = conv(x)
+            if i < sharedLayers { trunks.outputs[chain] = x }
         }
         return midFromCondition(x.reshaped([x.n, x.h * x.w, x.c]))
+    }
+}
+
+/// One `condition` call's outputs of the conditioning layers that several modules share
+/// (by the chain of conv identities from the image up to that layer), and their ReLUs:
+/// a shared trunk runs once and is activated once. Layers of one module alone are not
+/// kept, so per-module adapters (sd-scripts trains them so) hold no more than before.
+struct ConditioningTrunks {
+    var outputs: [[Int]: Tensor] = [:]
+    private var activations: [[Int]: Tensor] = [:]
+
+    /// The ReLU of a kept output.
+    mutating func activated(_ chain: [Int]) -> Tensor {
+        if let done = activations[chain] { return done }
+        var x = outputs[chain]!
+        Activation.relu.apply(&x)
+        activations[chain] = x
+        return x
+    }
+
+    /// Gives equal convs (same shape, weights and bias) one identity, and each module the
+    /// number of its leading layers that another module shares.
+    static func identify(_ modules: inout [LLLiteModule]) {
+        struct Weights: Hashable {
+            let shape: [Int]
+            let weight: [Float]
+            let bias: [Float]?
+        }
+        var ids: [Weights: Int] = [:]
+        for m in modules.indices {
+            modules[m].conditioningIDs = modules[m].conditioning.map { c in
+                let key = Weights(shape: [c.inChannels, c.outChannels, c.kernelH, c.kernelW, c.stride],
+                                  weight: c.packedWeight, bias: c.bias)
+                if let id = ids[key] { return id }
+                ids[key] = ids.count
+                return ids.count - 1
+            }
+        }
+        var users: [[Int]: Int] = [:]
+        for m in modules {
+            for i in m.conditioningIDs.indices { users[Array(m.conditioningIDs[...i]), default: 0] += 1 }
+        }
+        for m in modules.indices {
+            let ids = modules[m].conditioningIDs
+            modules[m].sharedLayers = ids.indices.prefix { users[Array(ids[...$0])]! > 1 }.count
+        }
     }
 }
 
@@ -106,9 +170,13 @@ public final class ControlNetLLLite: Sendable {
             throw ModelError.invalidConfig(file: file, key: modules[0].name,
                                            reason: "modules disagree on cond_emb_dim / mlp_dim: \(dims.sorted { $0.lexicographicallyPrecedes($1) })")
         }
+        ConditioningTrunks.identify(&modules)
         self.modules = modules
         self.skipped = skipped
     }
+
+    /// Conditioning convs that differ, of all the modules' (equal ones run once per call).
+    public var distinctConditioningConvs: Int { Set(modules.flatMap(\.conditioningIDs)).count }
 
     public var condEmbDim: Int { modules[0].condEmbDim }
     public var mlpDim: Int { modules[0].mlpDim }
@@ -204,6 +272,7 @@ public final class ControlNetLLLite: Sendable {
         }
         var terms: [Tensor] = []
         terms.reserveCapacity(modules.count)
+        var trunks = ConditioningTrunks()
         for m in modules {
             let tokens = (latentHeight / m.target.latentDownscale) * (latentWidth / m.target.latentDownscale)
             let (h, w) = (images.h / m.imageDownscale, images.w / m.imageDownscale)
@@ -212,7 +281,7 @@ public final class ControlNetLLLite: Sendable {
                     name: "control_image",
                     reason: "\(images.h)x\(images.w) gives module \(m.name) \(h)x\(w) tokens, but \(m.target.block) has \(tokens) for a \(latentHeight)x\(latentWidth) latent (\(file))")
             }
-            terms.append(m.condition(images))
+            terms.append(m.condition(images, trunks: &trunks))
         }
         return LLLiteConditioning(adapter: self, terms: terms, batch: images.n)
     }
@@ -249,37 +318,55 @@ struct LLLiteHook: LinearInputHook {
         let batch = rows / tokens
         precondition(rows == batch * tokens && (term.n == 1 || term.n == batch || batch % term.n == 0),
                      "LLLite \(m.name): input \(x.shape) does not match its conditioning \(term.shape)")
-        var hidden = m.down(x)
-        Activation.relu.apply(&hidden)
+        // The element-wise passes stay on this thread: at these sizes (a few hundred KB)
+        // waking a second one costs more than it saves.
+        var hidden = Tensor(uninitialized: Array(x.shape.dropLast()) + [mlp])
         var mixed = Tensor(uninitialized: hidden.shape)
         var out = Tensor(uninitialized: x.shape)
         let perSample = tokens * mlp
-        mixed.data.withUnsafeMutableBufferPointer { mix in
+        x.data.withUnsafeBufferPointer { xb in
+        hidden.data.withUnsafeMutableBufferPointer { hb in
+        mixed.data.withUnsafeMutableBufferPointer { mb in
+        out.data.withUnsafeMutableBufferPointer { ob in
+            let (x, h, mix, o) = (xb.baseAddress!, hb.baseAddress!, mb.baseAddress!, ob.baseAddress!)
+            // h = relu(x · downᵀ + b_down)
+            m.down.weight.withUnsafeBufferPointer { w in
+                BLAS.sgemm(transB: true, m: rows, n: mlp, k: inDim, a: x, lda: inDim, b: w.baseAddress!, ldb: inDim,
+                           c: h, ldc: mlp)
+            }
+            m.down.bias!.withUnsafeBufferPointer { bias in
+                for r in 0..<rows {
+                    let row = h + r * mlp
+                    for j in 0..<mlp { row[j] = max(row[j] + bias[j], 0) }
+                }
+            }
+            // mix = relu(term + h · midFromInputᵀ)
             term.data.withUnsafeBufferPointer { t in
                 for b in 0..<batch {
-                    (mix.baseAddress! + b * perSample).update(from: t.baseAddress! + (b % term.n) * perSample, count: perSample)
+                    (mix + b * perSample).update(from: t.baseAddress! + (b % term.n) * perSample, count: perSample)
                 }
             }
-            hidden.data.withUnsafeBufferPointer { h in
-                m.midFromInput.weight.withUnsafeBufferPointer { w in
-                    BLAS.sgemm(transB: true, m: rows, n: mlp, k: mlp, a: h.baseAddress!, lda: mlp,
-                               b: w.baseAddress!, ldb: mlp, beta: 1, c: mix.baseAddress!, ldc: mlp)
-                }
+            m.midFromInput.weight.withUnsafeBufferPointer { w in
+                BLAS.sgemm(transB: true, m: rows, n: mlp, k: mlp, a: h, lda: mlp, b: w.baseAddress!, ldb: mlp,
+                           beta: 1, c: mix, ldc: mlp)
             }
-            for i in 0..<mix.count where mix[i] < 0 { mix[i] = 0 }
-            out.data.withUnsafeMutableBufferPointer { o in
-                x.data.withUnsafeBufferPointer { o.baseAddress!.update(from: $0.baseAddress!, count: x.count) }
-                let bias = m.up.bias!
+            for i in 0..<(rows * mlp) { mix[i] = max(mix[i], 0) }
+            // out = x + multiplier · (mix · upᵀ + b_up)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: inDim) { scaled in
+                m.up.bias!.withUnsafeBufferPointer { bias in
+                    for j in 0..<inDim { scaled[j] = multiplier * bias[j] }
+                }
+                let sb = UnsafePointer(scaled.baseAddress!)
                 for r in 0..<rows {
-                    let row = o.baseAddress! + r * inDim
-                    for j in 0..<inDim { row[j] += multiplier * bias[j] }
-                }
-                m.up.weight.withUnsafeBufferPointer { w in
-                    BLAS.sgemm(transB: true, m: rows, n: inDim, k: mlp, alpha: multiplier, a: UnsafePointer(mix.baseAddress!),
-                               lda: mlp, b: w.baseAddress!, ldb: mlp, beta: 1, c: o.baseAddress!, ldc: inDim)
+                    let (src, dst) = (x + r * inDim, o + r * inDim)
+                    for j in 0..<inDim { dst[j] = src[j] + sb[j] }
                 }
             }
-        }
+            m.up.weight.withUnsafeBufferPointer { w in
+                BLAS.sgemm(transB: true, m: rows, n: inDim, k: mlp, alpha: multiplier, a: UnsafePointer(mix), lda: mlp,
+                           b: w.baseAddress!, ldb: mlp, beta: 1, c: o, ldc: inDim)
+            }
+        }}}}
         return out
     }
 }
