@@ -186,6 +186,20 @@ enum PlaneResampling {
                         let (b0, b1) = (yt[3 * dy + 1], yt[3 * dy + 2])
                         let r0 = src + sy0 * sw * cn, r1 = src + sy1 * sw * cn
                         let d = dst + dy * dw * cn
+                        if cn == 2 {
+                            // Flow fields: both channels as one vector, the same products and sums.
+                            let (v0, v1) = (SIMD2<Float>(repeating: b0), SIMD2<Float>(repeating: b1))
+                            for dx in 0..<dw {
+                                let sx = Int(xt[3 * dx]) * 2
+                                let sx1 = min(Int(xt[3 * dx]) + 1, sw - 1) * 2
+                                let (a0, a1) = (SIMD2<Float>(repeating: xt[3 * dx + 1]), SIMD2<Float>(repeating: xt[3 * dx + 2]))
+                                let h0 = SIMD2(r0[sx], r0[sx + 1]) * a0 + SIMD2(r0[sx1], r0[sx1 + 1]) * a1
+                                let h1 = SIMD2(r1[sx], r1[sx + 1]) * a0 + SIMD2(r1[sx1], r1[sx1 + 1]) * a1
+                                let v = h0 * v0 + h1 * v1
+                                (d[2 * dx], d[2 * dx + 1]) = (v.x, v.y)
+                            }
+                            continue
+                        }
                         for dx in 0..<dw {
                             let sx = Int(xt[3 * dx]) * cn
                             let sx1 = min(Int(xt[3 * dx]) + 1, sw - 1) * cn
@@ -212,6 +226,11 @@ enum PlaneResampling {
         let area = fx * fy
         let scale: Float = 1 / Float(area)
         let vectorPairs = fx == 2 && fy == 2 && cn == 1 ? dw / 4 * 4 : 0
+        // The block's offsets in OpenCV's order (row by row), worked out once: the divisions
+        // per tap cost more than the sums.
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: area) { offsets in
+        for k in 0..<area { offsets[k] = (k / fx) * sw * cn + (k % fx) * cn }
+        let ofs = UnsafePointer(offsets.baseAddress!)
         rowRanges(dh, width: dw) { range in
             for dy in range {
                 let s = src + dy * fy * sw * cn
@@ -234,20 +253,17 @@ enum PlaneResampling {
                     var sum: Float = 0
                     var k = 0
                     while k + 4 <= area {
-                        let v0 = base[(k / fx) * sw * cn + (k % fx) * cn]
-                        let v1 = base[((k + 1) / fx) * sw * cn + ((k + 1) % fx) * cn]
-                        let v2 = base[((k + 2) / fx) * sw * cn + ((k + 2) % fx) * cn]
-                        let v3 = base[((k + 3) / fx) * sw * cn + ((k + 3) % fx) * cn]
-                        sum += v0 + v1 + v2 + v3
+                        sum += base[ofs[k]] + base[ofs[k + 1]] + base[ofs[k + 2]] + base[ofs[k + 3]]
                         k += 4
                     }
                     while k < area {
-                        sum += base[(k / fx) * sw * cn + (k % fx) * cn]
+                        sum += base[ofs[k]]
                         k += 1
                     }
                     d[i] = sum * scale
                 }
             }
+        }
         }
     }
 

@@ -186,13 +186,12 @@ final class ControlState: @unchecked Sendable {
         return made
     }
 
-    /// Keeps the newest output frame (working size: RGB and the decoder's output) and its
-    /// input for the `previous-output` source.
+    /// Keeps the batch's newest output frame (working size, [1, h, w, C]: RGB and the
+    /// decoder's output) and its input for the `previous-output` source.
     func finished(output: Tensor, decoded: Tensor) {
         guard let input = newestInput else { return }
         newestInput = nil
-        warp.keep(input: input, output: Self.frame(output, index: output.n - 1),
-                  decoded: Self.frame(decoded, index: decoded.n - 1))
+        warp.keep(input: input, output: output, decoded: decoded)
     }
 
     /// The temporal blend (`ControlSpec.blend`) of this batch's decoder output.

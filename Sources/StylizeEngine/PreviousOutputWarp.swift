@@ -15,6 +15,10 @@ struct PreviousOutputWarp {
     /// The shorter side flows are computed at (the whole frame below twice that).
     static let flowSide = 64
 
+    /// Rows per thread of the per-pixel passes: below ~16 K pixels a second thread costs
+    /// more to wake than it saves.
+    private static func rowsPerThread(width: Int) -> Int { max(1, 16384 / max(1, width)) }
+
     /// The integer shrink factor of the flow's images for a frame of this size.
     static func flowDownscale(height: Int, width: Int) -> Int { max(1, min(height, width) / flowSide) }
 
@@ -23,9 +27,9 @@ struct PreviousOutputWarp {
     private var previousInput: Tensor?
     private var previousOutput: Tensor?
     private var previousDecoded: Tensor?
-    /// This batch, from `images(for:)`, for `blend`: each frame's flow expansion, and the
-    /// flow from frame 0 to the previous batch's newest input with where it is trusted.
-    private var expansions: [FarnebackFlow.Expansion] = []
+    /// This batch, from `images(for:)`, for `blend`: each frame's flows to and from the
+    /// previous batch's newest input on the flow's grid, and frame 0's at the padded size.
+    private var anchorFlows: [AnchorFlow] = []
     private var firstFlow: TrustedFlow?
 
     /// A backward flow at the padded size and where it may be used (1) or not (0).
@@ -34,11 +38,20 @@ struct PreviousOutputWarp {
         let trusted: Tensor
     }
 
+    /// One frame's flows with the anchor (the previous batch's newest input) on the flow's
+    /// grid: `backward` frame → anchor, `forward` anchor → frame, and `occluded` ([1, h, w, 1],
+    /// on the frame's grid) where the two disagree.
+    struct AnchorFlow {
+        let backward: Tensor
+        let forward: Tensor
+        let occluded: Tensor
+    }
+
     mutating func reset() {
         previousInput = nil
         previousOutput = nil
         previousDecoded = nil
-        expansions = []
+        anchorFlows = []
         firstFlow = nil
     }
 
@@ -48,7 +61,7 @@ struct PreviousOutputWarp {
         previousInput = input
         previousOutput = Self.padded(output, height: input.h, width: input.w)
         previousDecoded = Self.padded(decoded, height: input.h, width: input.w)
-        expansions = []
+        anchorFlows = []
         firstFlow = nil
     }
 
@@ -68,27 +81,65 @@ struct PreviousOutputWarp {
         return factor == 1 ? g : FarnebackFlow.shrink(g, by: factor)
     }
 
-    /// The flow from `current` to `previous` (their expansions) at the padded size
-    /// height × width, trusted where the forward–backward test (on the flow's grid) passes
-    /// and the source lies inside the frame.
-    private func trustedFlow(from current: FarnebackFlow.Expansion, to previous: FarnebackFlow.Expansion,
-                             factor: Int, height h: Int, width w: Int) -> TrustedFlow {
-        let backward = flow.flow(from: current, to: previous)
-        let forward = flow.flow(from: previous, to: current)
-        let occluded = FlowWarp.occlusion(forward: forward, backward: backward)
+    /// The flows between `current` and `anchor` (their expansions) on the flow's grid.
+    private func anchorFlow(from current: FarnebackFlow.Expansion, to anchor: FarnebackFlow.Expansion) -> AnchorFlow {
+        let backward = flow.flow(from: current, to: anchor)
+        let forward = flow.flow(from: anchor, to: current)
+        return AnchorFlow(backward: backward, forward: forward,
+                          occluded: FlowWarp.occlusion(forward: forward, backward: backward))
+    }
+
+    /// The flow from frame i to frame i − 1 of a batch, through the anchor both were
+    /// matched with: x → a = x + B_i(x) → a + F_{i−1}(a), so C(x) = B_i(x) + F_{i−1}(x + B_i(x)).
+    /// Occluded where frame i's own test fails, where the path leaves the frame, or where
+    /// frame i − 1's test fails at the pixel it lands on. Two Farnebäck flows per frame
+    /// fewer than matching the frames directly, at the price of chaining two estimates.
+    private static func composed(_ current: AnchorFlow, _ previous: AnchorFlow) -> (backward: Tensor, occluded: Tensor) {
+        let (sh, sw) = (current.backward.shape[0], current.backward.shape[1])
+        let carried = FlowWarp.warp(previous.forward.reshaped([1, sh, sw, 2]), flow: current.backward).warped
+        var backward = Tensor(uninitialized: [sh, sw, 2])
+        var occluded = Tensor(uninitialized: [1, sh, sw, 1])
+        current.backward.data.withUnsafeBufferPointer { b in
+        carried.data.withUnsafeBufferPointer { f in
+        current.occluded.data.withUnsafeBufferPointer { oc in
+        previous.occluded.data.withUnsafeBufferPointer { op in
+        backward.data.withUnsafeMutableBufferPointer { c in
+        occluded.data.withUnsafeMutableBufferPointer { o in
+            for y in 0..<sh {
+                for x in 0..<sw {
+                    let p = y * sw + x
+                    let (cx, cy) = (b[2 * p] + f[2 * p], b[2 * p + 1] + f[2 * p + 1])
+                    (c[2 * p], c[2 * p + 1]) = (cx, cy)
+                    let (tx, ty) = (Float(x) + cx, Float(y) + cy)
+                    let inside = tx >= 0 && tx <= Float(sw - 1) && ty >= 0 && ty <= Float(sh - 1)
+                    let landed = inside ? Int(ty.rounded()) * sw + Int(tx.rounded()) : 0
+                    o[p] = oc[p] < 0.5 && inside && op[landed] < 0.5 ? 0 : 1
+                }
+            }
+        }}}}}}
+        return (backward, occluded)
+    }
+
+    /// A backward flow on the flow's grid (`factor` times smaller) as a flow at the padded
+    /// size height × width, trusted where the grid's occlusion test passed and the source
+    /// lies inside the frame.
+    private static func trusted(backward: Tensor, occluded: Tensor, factor: Int, height h: Int, width w: Int) -> TrustedFlow {
         let (sh, sw) = (backward.shape[0], backward.shape[1])
         let full = factor == 1 ? backward : FarnebackFlow.enlarge(backward, height: h, width: w)
         var trusted = Tensor(uninitialized: [h, w])
         full.data.withUnsafeBufferPointer { f in
             occluded.data.withUnsafeBufferPointer { occ in
                 trusted.data.withUnsafeMutableBufferPointer { t in
-                    for y in 0..<h {
-                        let row = min(sh - 1, y / factor) * sw
-                        for x in 0..<w {
-                            let p = y * w + x
-                            let (sx, sy) = (Float(x) + f[2 * p], Float(y) + f[2 * p + 1])
-                            let inside = sx >= 0 && sx <= Float(w - 1) && sy >= 0 && sy <= Float(h - 1)
-                            t[p] = inside && occ[row + min(sw - 1, x / factor)] < 0.5 ? 1 : 0
+                    let (f, occ, t) = (f.baseAddress!, occ.baseAddress!, t.baseAddress!)
+                    parallelRanges(h, minPerThread: Self.rowsPerThread(width: w)) { rows in
+                        for y in rows {
+                            let row = min(sh - 1, y / factor) * sw
+                            for x in 0..<w {
+                                let p = y * w + x
+                                let (sx, sy) = (Float(x) + f[2 * p], Float(y) + f[2 * p + 1])
+                                let inside = sx >= 0 && sx <= Float(w - 1) && sy >= 0 && sy <= Float(h - 1)
+                                t[p] = inside && occ[row + min(sw - 1, x / factor)] < 0.5 ? 1 : 0
+                            }
                         }
                     }
                 }
@@ -101,7 +152,7 @@ struct PreviousOutputWarp {
     /// previous output where the flow is trusted, the frame elsewhere. Without a previous
     /// output of this size, the frames themselves.
     mutating func images(for frames: Tensor) -> Tensor {
-        expansions = []
+        anchorFlows = []
         firstFlow = nil
         guard let input = previousInput, let output = previousOutput,
               hasPrevious(height: frames.h, width: frames.w) else { return frames }
@@ -112,23 +163,26 @@ struct PreviousOutputWarp {
         var out = Tensor(uninitialized: frames.shape)
         for i in 0..<frames.n {
             let current = flow.expansion(of: flowImage(frames, i, factor: factor))
-            let t = trustedFlow(from: current, to: previous, factor: factor, height: h, width: w)
+            let anchored = anchorFlow(from: current, to: previous)
+            let t = Self.trusted(backward: anchored.backward, occluded: anchored.occluded, factor: factor, height: h, width: w)
             let warped = FlowWarp.warp(output, flow: t.flow).warped
             out.data.withUnsafeMutableBufferPointer { o in
                 frames.data.withUnsafeBufferPointer { f in
                     warped.data.withUnsafeBufferPointer { wp in
                         t.trusted.data.withUnsafeBufferPointer { ok in
                             let dst = o.baseAddress! + i * plane
-                            let src = f.baseAddress! + i * plane
-                            for p in 0..<(h * w) {
-                                let from = ok[p] > 0.5 ? wp.baseAddress! : src
-                                for k in 0..<c { dst[p * c + k] = from[p * c + k] }
+                            let (src, wp, ok) = (f.baseAddress! + i * plane, wp.baseAddress!, ok.baseAddress!)
+                            parallelRanges(h, minPerThread: Self.rowsPerThread(width: w)) { rows in
+                                for p in (rows.lowerBound * w)..<(rows.upperBound * w) {
+                                    let from = ok[p] > 0.5 ? wp : src
+                                    for k in 0..<c { dst[p * c + k] = from[p * c + k] }
+                                }
                             }
                         }
                     }
                 }
             }
-            expansions.append(current)
+            anchorFlows.append(anchored)
             if i == 0 { firstFlow = t }
         }
         return out
@@ -141,25 +195,32 @@ struct PreviousOutputWarp {
     /// recursive filter along the motion. Needs this batch's `images(for:)`; without them
     /// (a stream's first batch, a batch that did not refresh) `decoded` is left alone.
     func blend(_ decoded: inout Tensor, alpha: Float) {
-        guard alpha > 0, let previous = previousDecoded, let first = firstFlow, expansions.count == decoded.n,
+        guard alpha > 0, let previous = previousDecoded, let first = firstFlow, anchorFlows.count == decoded.n,
               previous.c == decoded.c, decoded.h <= previous.h, decoded.w <= previous.w else { return }
         let (h, w, c) = (decoded.h, decoded.w, decoded.c)
         let (ph, pw) = (previous.h, previous.w)
         let factor = Self.flowDownscale(height: ph, width: pw)
         for i in 0..<decoded.n {
-            let (source, t) = i == 0
-                ? (previous, first)
-                : (Self.padded(ControlState.frame(decoded, index: i - 1), height: ph, width: pw),
-                   trustedFlow(from: expansions[i], to: expansions[i - 1], factor: factor, height: ph, width: pw))
+            let (source, t): (Tensor, TrustedFlow)
+            if i == 0 {
+                (source, t) = (previous, first)
+            } else {
+                let c = Self.composed(anchorFlows[i], anchorFlows[i - 1])
+                (source, t) = (Self.padded(ControlState.frame(decoded, index: i - 1), height: ph, width: pw),
+                               Self.trusted(backward: c.backward, occluded: c.occluded, factor: factor, height: ph, width: pw))
+            }
             let warped = FlowWarp.warp(source, flow: t.flow).warped
             decoded.data.withUnsafeMutableBufferPointer { d in
                 warped.data.withUnsafeBufferPointer { wp in
                     t.trusted.data.withUnsafeBufferPointer { v in
                         let dst = d.baseAddress! + i * h * w * c
-                        for y in 0..<h {
-                            for x in 0..<w where v[y * pw + x] > 0.5 {
-                                let (o, p) = ((y * w + x) * c, (y * pw + x) * c)
-                                for k in 0..<c { dst[o + k] += alpha * (wp[p + k] - dst[o + k]) }
+                        let (wp, v) = (wp.baseAddress!, v.baseAddress!)
+                        parallelRanges(h, minPerThread: Self.rowsPerThread(width: w)) { rows in
+                            for y in rows {
+                                for x in 0..<w where v[y * pw + x] > 0.5 {
+                                    let (o, p) = ((y * w + x) * c, (y * pw + x) * c)
+                                    for k in 0..<c { dst[o + k] += alpha * (wp[p + k] - dst[o + k]) }
+                                }
                             }
                         }
                     }

@@ -76,7 +76,10 @@ public final class Stylizer: Sendable {
         if (ph, pw) != (h, w) { decoded = crop(decoded, height: h, width: w) }
         adapters?.adjust(decoded: &decoded)
         if let adapters, adapters.wantsOutput {
-            adapters.output(model.config.outputHead.workingOutput(decoded, working: working), decoded: decoded)
+            // The previous-output source keeps only the newest frame: the head runs on it alone.
+            let newest = ControlState.frame(decoded, index: b - 1)
+            adapters.output(model.config.outputHead.workingOutput(newest, working: ControlState.frame(working, index: b - 1)),
+                            decoded: newest)
         }
         let out = model.config.outputHead.output(decoded, working: working, frames: frames, spec: model.config.working)
         record(\.other, since: t0)
@@ -127,8 +130,8 @@ public protocol BatchAdapters {
     /// Whether `output` should be called (it costs a copy, or an affine head's application
     /// at the working size).
     var wantsOutput: Bool { get }
-    /// The batch's result at the working size (not padded): RGB in [-1, 1], and what the
-    /// decoder gave (RGB, or the affine head's maps).
+    /// The batch's newest frame at the working size (not padded), [1, h, w, C]: RGB in
+    /// [-1, 1], and what the decoder gave (RGB, or the affine head's maps).
     func output(_ rgb: Tensor, decoded: Tensor)
     /// Changes the decoder's output (working size, not padded) before the head uses it
     /// (the temporal blend).

@@ -10,11 +10,14 @@ import StylizeTestSupport
 /// batch's fallback to the frames and the reset at a discontinuity.
 final class TemporalAdapterTests: XCTestCase {
     /// A smooth colour texture sampled at (x − dx, y − dy): the pattern moved by (dx, dy).
-    private func texture(height h: Int, width w: Int, dx: Float = 0, dy: Float = 0, phase: Float = 0) -> Tensor {
+    /// `frequency` < 1 stretches it (a frame whose flow runs on a shrunk grid needs a
+    /// pattern that the shrinking does not alias).
+    private func texture(height h: Int, width w: Int, dx: Float = 0, dy: Float = 0, phase: Float = 0,
+                         frequency: Float = 1) -> Tensor {
         var t = Tensor(uninitialized: [1, h, w, 3])
         for y in 0..<h {
             for x in 0..<w {
-                let (u, v) = (Float(x) - dx, Float(y) - dy)
+                let (u, v) = (frequency * (Float(x) - dx), frequency * (Float(y) - dy))
                 for c in 0..<3 {
                     let value = 0.45 * sin(0.31 * u + 0.17 * v + Float(c) + phase) + 0.35 * cos(0.13 * u - 0.27 * v + 2 * Float(c))
                     t.data[(y * w + x) * 3 + c] = max(-1, min(1, value))
@@ -126,6 +129,49 @@ final class TemporalAdapterTests: XCTestCase {
         _ = first.images(for: texture(height: h, width: w))
         first.blend(&untouched, alpha: 1)
         XCTAssertEqual(untouched.data.array, own.data.array)
+    }
+
+    /// Frame i of a batch blends with frame i − 1 along the flow between them, composed
+    /// through the kept input both were matched with: here the picture moves by (3, 2)
+    /// per frame, on a 128² frame whose flows run on the grid shrunk by 2.
+    func testBlendAlongTheBatchFollowsTheMotionBetweenFrames() {
+        let (h, w, dx, dy): (Int, Int, Float, Float) = (128, 128, 3, 2)
+        var warp = PreviousOutputWarp()
+        warp.keep(input: texture(height: h, width: w, frequency: 0.5), output: texture(height: h, width: w, phase: 1.3, frequency: 0.5),
+                  decoded: texture(height: h, width: w, phase: 0.7, frequency: 0.5))
+        var frames = Tensor(uninitialized: [2, h, w, 3])
+        var decoded = Tensor(uninitialized: [2, h, w, 3])
+        for i in 0..<2 {
+            let shift = Float(i + 1)
+            frames.data.replaceSubrange((i * h * w * 3)..<((i + 1) * h * w * 3),
+                                        with: texture(height: h, width: w, dx: shift * dx, dy: shift * dy, frequency: 0.5).data)
+            decoded.data.replaceSubrange((i * h * w * 3)..<((i + 1) * h * w * 3),
+                                         with: texture(height: h, width: w, dx: shift * dx, dy: shift * dy, phase: 2.9 + shift, frequency: 0.5).data)
+        }
+        let own = decoded
+        _ = warp.images(for: frames)
+        warp.blend(&decoded, alpha: 0.75)
+        let plane = h * w * 3
+        var (error, unmoved, count): (Float, Float, Int) = (0, 0, 0)
+        for y in 16..<(h - 16) {
+            for x in 16..<(w - 16) {
+                // Frame 0's blended output at the point frame 1's pixel came from (bilinear).
+                let (sx, sy) = (Float(x) - dx, Float(y) - dy)
+                let (x0, y0) = (Int(sx.rounded(.down)), Int(sy.rounded(.down)))
+                let (fx, fy) = (sx - Float(x0), sy - Float(y0))
+                for c in 0..<3 {
+                    func b0(_ xx: Int, _ yy: Int) -> Float { decoded.data[(yy * w + xx) * 3 + c] }
+                    let carried = (1 - fy) * ((1 - fx) * b0(x0, y0) + fx * b0(x0 + 1, y0))
+                        + fy * ((1 - fx) * b0(x0, y0 + 1) + fx * b0(x0 + 1, y0 + 1))
+                    let i = plane + (y * w + x) * 3 + c
+                    error += abs(decoded.data[i] - (0.75 * carried + 0.25 * own.data[i]))
+                    unmoved += abs(decoded.data[i] - (0.75 * b0(x, y) + 0.25 * own.data[i]))
+                    count += 1
+                }
+            }
+        }
+        XCTAssertLessThan(error / Float(count), 0.02, "frame 1 follows frame 0's blended output moved by (\(dx), \(dy))")
+        XCTAssertGreaterThan(unmoved / Float(count), 5 * error / Float(count), "the motion matters: the test can tell")
     }
 
     func testWithoutAPreviousOutputOrAfterASizeChangeTheFramesAreTheImages() {
