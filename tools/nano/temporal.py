@@ -4,7 +4,8 @@ previous stylized output, warped onto the current frame by optical flow.
 
     python3 tools/nano/temporal.py [--model models/nano] [--out DIR] [--budget-minutes 22]
         [--threads 1] [--work runs/temporal] [--blocks all|down|down+mid]
-        [--cond-emb-dim 32] [--mlp-dim 32] [--batch 4] [--seed 0] [--smoke] [--resume]
+        [--cond-emb-dim 32] [--mlp-dim 32] [--conditioning shared|per-module]
+        [--batch 4] [--seed 0] [--smoke] [--resume]
 
 writes DIR/controlnet_lllite/temporal.safetensors and adds to DIR/stylize.json
 
@@ -44,9 +45,14 @@ and up_blocks.2 have no attention) "down" is down_blocks.1 (depth 2, /16) and do
 (depth 3, /32): 8 modules; "all" adds the mid block (depth 3) and up_blocks.0 (2 attentions,
 depth 3) and up_blocks.1 (2 attentions, depth 2): 28 modules, 0.46 M parameters at 32/32
 (0.97 MB fp16). `up` starts at zero (as sd-scripts), so the untrained adapter is the
-identity. Cost per frame at 256x256 (RGB nano), mostly each module's own conditioning convs
-(conditioning1.0 runs at 1/4 of the image in every module): "down" 32/32 ~0.08 GFLOP,
-"all" 32/32 ~0.26 GFLOP (nano itself: 2.48).
+identity. With --conditioning per-module (sd-scripts' way) the cost per frame at 256x256
+(RGB nano) is mostly each module's own conditioning convs (conditioning1.0 runs at 1/4 of
+the image in every module): "down" 32/32 ~0.08 GFLOP, "all" 32/32 ~0.26 GFLOP (nano itself:
+2.48); measured through the element that was ~2 ms of a ~23 ms frame. The default
+--conditioning shared ties them: one network per depth, every module's conditioning1.0 the
+same conv (0.26 M parameters at 32/32). The file still stores one copy per module, in
+sd-scripts' layout; the engine finds the equal convs and runs each once per frame
+(~0.015 GFLOP), and each module keeps its own down / mid / up.
 
 --blocks all is the default because "down" cannot reach the output: overfitting ONE batch
 of 4 training sequences with the temporal loss alone (lr 1e-3, 300 steps) cut its warping
@@ -269,12 +275,14 @@ def _lllite_module_class():
     return fx.LLLiteModule, fx.lllite_state_dict
 
 
-TARGETS = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn2.to_q")
+# The projections sd-scripts hooks in each transformer block ("qkv"), or only the two
+# queries ("q": half the modules, half the per-frame cost in the U-Net).
+TARGETS = {"qkv": ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn2.to_q"), "q": ("attn1.to_q", "attn2.to_q")}
 
 
-def lllite_targets(unet, blocks: str) -> list[tuple[str, str, torch.nn.Linear]]:
-    """[(diffusers name, sd-scripts module name, Linear)] for --blocks, in module order;
-    names as Sources/StylizeModels/Adapters/LLLiteNaming.swift maps them."""
+def lllite_targets(unet, blocks: str, targets: str = "qkv") -> list[tuple[str, str, torch.nn.Linear]]:
+    """[(diffusers name, sd-scripts module name, Linear)] for --blocks and --targets, in
+    module order; names as Sources/StylizeModels/Adapters/LLLiteNaming.swift maps them."""
     import re
     lpb = unet.config.layers_per_block
     assert isinstance(lpb, int), "per-level layers_per_block not supported"
@@ -289,7 +297,7 @@ def lllite_targets(unet, blocks: str) -> list[tuple[str, str, torch.nn.Linear]]:
             continue
         kind, i, j, mj, k, lin = m.groups()
         kind = kind or "mid"
-        if kind not in want:
+        if kind not in want or lin not in TARGETS[targets]:
             continue
         if kind == "down":
             sgm = f"input_blocks.{1 + int(i) * span + int(j)}.1"
@@ -327,10 +335,11 @@ def probe_downscales(unet, names: list[str]) -> dict[str, int]:
 class Adapter(torch.nn.Module):
     """The temporal LLLite: LLLiteModules hooked into the U-Net's Linears."""
 
-    def __init__(self, unet, blocks: str, cond_emb_dim: int, mlp_dim: int, vae_downscale: int = 8):
+    def __init__(self, unet, blocks: str, cond_emb_dim: int, mlp_dim: int, vae_downscale: int = 8,
+                 shared_conditioning: bool = True, targets: str = "qkv"):
         super().__init__()
         LLLiteModule, self._state_dict_fn = _lllite_module_class()
-        targets = lllite_targets(unet, blocks)
+        targets = lllite_targets(unet, blocks, targets)
         ds = probe_downscales(unet, [t[0] for t in targets])
         self.mods = torch.nn.ModuleDict()
         self.depths = {}
@@ -347,16 +356,42 @@ class Adapter(torch.nn.Module):
             self.mods[name] = m
             self.depths[name] = depth
         self.blocks = blocks
+        if shared_conditioning:
+            self._share_conditioning()
         for m in self.mods.values():
             m.apply_to()
+
+    def _share_conditioning(self) -> None:
+        """One conditioning network per depth, all starting with the same first conv: every
+        module still has its own down / mid / up, but the control image goes through
+        two small trunks, not one per module. The file keeps sd-scripts' layout (each
+        module stores its copy); the engine sees the equal weights and computes them
+        once, which is what keeps the per-frame conditioning cheap (28 networks on every
+        frame cost ~8 % of the element's fps at 256²)."""
+        trunks: dict[int, torch.nn.Sequential] = {}
+        first = None
+        for m in self.mods.values():
+            if self.depths[m.lllite_name] in trunks:
+                m.conditioning1 = trunks[self.depths[m.lllite_name]]
+                continue
+            if first is None:
+                first = m.conditioning1[0]
+            else:
+                m.conditioning1[0] = first
+            trunks[self.depths[m.lllite_name]] = m.conditioning1
 
     def set(self, cond: torch.Tensor | None, multiplier: float = 1.0) -> None:
         """Conditioning images [B, 3, H, W] (padded working size, [-1, 1]) for the next
         U-Net call, or None / multiplier 0 for the plain U-Net."""
+        shared: dict[int, torch.Tensor] = {}   # id(conditioning1) -> tokens, for shared trunks
         for m in self.mods.values():
             m.multiplier = multiplier if cond is not None else 0.0
             if cond is not None and multiplier != 0:
-                m.set_cond_image(cond)
+                key = id(m.conditioning1)
+                if key not in shared:
+                    m.set_cond_image(cond)
+                    shared[key] = m.cond_emb
+                m.cond_emb = shared[key]
             else:
                 m.cond_emb = None
 
@@ -548,7 +583,11 @@ def load_temporal_adapter(nano: Nano, path: str | None = None) -> Adapter:
         path = os.path.join(nano.folder, spec["weights"])
     blocks = (spec or {}).get("blocks", "down")
     c, m = Adapter.dims_of(path)
-    ad = Adapter(nano.unet, blocks, c, m)
+    from safetensors import safe_open
+    with safe_open(path, "pt") as f:
+        targets = "qkv" if any("attn1_to_k" in k for k in f.keys()) else "q"
+    # Per-module networks: a file need not share them; equal copies load as equals.
+    ad = Adapter(nano.unet, blocks, c, m, shared_conditioning=False, targets=targets)
     ad.load_file(path)
     ad.eval()
     if spec and float(spec.get("multiplier", 1.0)) != 1.0:
@@ -884,7 +923,13 @@ def main():
                          "where the flow is trusted (0 off; not trained, applied by the engine)")
     ap.add_argument("--blocks", choices=["down", "down+mid", "all"], default="all",
                     help="all: nano's finest attention is in up_blocks.1 (see the docstring)")
+    ap.add_argument("--targets", choices=sorted(TARGETS), default="q",
+                    help="projections hooked in each transformer block: q = attn1.to_q and attn2.to_q; "
+                         "qkv = also attn1.to_k and to_v (sd-scripts' set)")
     ap.add_argument("--cond-emb-dim", type=int, default=32)
+    ap.add_argument("--conditioning", choices=["shared", "per-module"], default="shared",
+                    help="one conditioning network per depth shared by all modules (the engine computes it "
+                         "once per frame), or one per module as sd-scripts trains them")
     ap.add_argument("--mlp-dim", type=int, default=32)
     ap.add_argument("--batch", type=int, default=4, help="sequences per step")
     ap.add_argument("--frames", type=int, default=3, help="frames per sequence (chained)")
@@ -929,11 +974,12 @@ def main():
         val_styles = val_styles[:3] if a.val_styles == "all" else val_styles
     val_frames = 12 if a.smoke else a.val_frames
 
-    ad = Adapter(nano.unet, a.blocks, a.cond_emb_dim, a.mlp_dim)
+    ad = Adapter(nano.unet, a.blocks, a.cond_emb_dim, a.mlp_dim, shared_conditioning=a.conditioning == "shared",
+                 targets=a.targets)
     n_params = sum(p.numel() for p in ad.parameters())
     log(f"temporal LLLite: model {a.model} ({'affine head' if nano.affine else 'RGB head'}, working scale "
-        f"{nano.scale:g}), blocks {a.blocks}, {len(ad.mods)} modules (depths "
-        f"{sorted(set(ad.depths.values()))}), cond_emb {a.cond_emb_dim}, mlp {a.mlp_dim}, {n_params:,} params; "
+        f"{nano.scale:g}), blocks {a.blocks}, targets {a.targets}, {len(ad.mods)} modules (depths "
+        f"{sorted(set(ad.depths.values()))}), {a.conditioning} conditioning, cond_emb {a.cond_emb_dim}, mlp {a.mlp_dim}, {n_params:,} params; "
         f"crop {crop} (working {nano.working_size(crop, crop)}), batch {bs} x {a.frames} frames, threads {a.threads}, "
         f"budget {budget / 60:.1f} min, out {out_dir}")
     opt = torch.optim.AdamW(ad.parameters(), lr=a.lr, weight_decay=1e-4, betas=(0.9, 0.99))
