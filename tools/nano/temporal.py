@@ -43,14 +43,17 @@ the conditioning network downscales the image by 4 << depth, which must equal 8 
 autoencoder) x the block's latent downscale. For nano (blocks 32, 64, 128; down_blocks.0
 and up_blocks.2 have no attention) "down" is down_blocks.1 (depth 2, /16) and down_blocks.2
 (depth 3, /32): 8 modules; "all" adds the mid block (depth 3) and up_blocks.0 (2 attentions,
-depth 3) and up_blocks.1 (2 attentions, depth 2): 28 modules, 0.46 M parameters at 32/32
-(0.97 MB fp16). `up` starts at zero (as sd-scripts), so the untrained adapter is the
+depth 3) and up_blocks.1 (2 attentions, depth 2): 28 modules with --targets qkv (sd-scripts'
+attn1 q/k/v + attn2 q), 14 with the default --targets q (attn1 and attn2 to_q), which
+halves the hooks' cost in the U-Net (~0.8 -> ~0.4 ms of a frame at 256^2) for a weaker
+adapter alone (validation x0.986 against x0.967 for qkv with tied conditioning; with the
+engine's blend both pass eval.py --temporal). `up` starts at zero (as sd-scripts), so the untrained adapter is the
 identity. With --conditioning per-module (sd-scripts' way) the cost per frame at 256x256
 (RGB nano) is mostly each module's own conditioning convs (conditioning1.0 runs at 1/4 of
 the image in every module): "down" 32/32 ~0.08 GFLOP, "all" 32/32 ~0.26 GFLOP (nano itself:
 2.48); measured through the element that was ~2 ms of a ~23 ms frame. The default
 --conditioning shared ties them: one network per depth, every module's conditioning1.0 the
-same conv (0.26 M parameters at 32/32). The file still stores one copy per module, in
+same conv (0.26 M parameters at 32/32 with qkv, 0.14 M with q). The file still stores one copy per module, in
 sd-scripts' layout; the engine finds the equal convs and runs each once per frame
 (~0.015 GFLOP), and each module keeps its own down / mid / up.
 
