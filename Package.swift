@@ -117,7 +117,8 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         // Builds tiny, complete model folders for engine and element tests.
-        .target(name: "StylizeTestSupport", dependencies: ["StylizeEngine"], path: "Tests/StylizeTestSupport"),
+        .target(name: "StylizeTestSupport", dependencies: ["StylizeEngine", .product(name: "FlyingFox", package: "FlyingFox")],
+                path: "Tests/StylizeTestSupport"),
         // Counts malloc calls process-wide for HotPathTests (it defines malloc; tests only).
         .target(name: "CMallocCounter", path: "Tests/CMallocCounter"),
         .testTarget(name: "StylizeEngineTests", dependencies: ["StylizeEngine", "StylizeTestSupport", "CSystem", "CMallocCounter"]),

@@ -118,6 +118,15 @@ final class StylizeElement {
         }
     }
 
+    private func postWarning(_ kind: ErrorKind, _ text: String,
+                             file: String = #fileID, function: String = #function, line: Int = #line) {
+        log(GST_LEVEL_WARNING, element, text, file: file, function: function, line: line)
+        whileAlive {
+            postElementMessage(element, GST_MESSAGE_WARNING, kind, text: text, debug: nil,
+                               file: file, function: function, line: line)
+        }
+    }
+
     private func postApplicationStructure(_ structure: UnsafeMutablePointer<GstStructure>) {
         var posted = false
         whileAlive {
@@ -218,7 +227,14 @@ final class StylizeElement {
             self.postApplicationStructure(s)
         }
         e.onError = { [weak self] error in
-            self?.engineFailed("Could not encode the prompt: \(error)", kind: .libraryFailed)
+            guard let self else { return }
+            if error is OpenInferenceError {
+                // A remote encoder that is down or answers garbage: the last good
+                // conditioning stays in use and the request is retried; the stream goes on.
+                self.postWarning(.libraryFailed, "Could not encode the prompt remotely (retrying; the last conditioning stays in use): \(error)")
+                return
+            }
+            self.engineFailed("Could not encode the prompt: \(error)", kind: .libraryFailed)
         }
         e.onControlEvent = { [weak self] event in
             guard let self else { return }
@@ -253,7 +269,8 @@ final class StylizeElement {
     }
 
     private func loadEngine(_ path: String) throws -> StreamEngine {
-        let e = try StreamEngineFactory.make(path)
+        let (server, name) = settingsLock.withLock { (settings.string(.conditioningServer), settings.string(.conditioningModel)) }
+        let e = try StreamEngineFactory.make(EngineSource(modelPath: path, conditioningServer: server, conditioningModel: name))
         adopt(e)
         return e
     }

@@ -10,7 +10,14 @@ import CSystem
 public protocol ConditioningBackend: AnyObject, Sendable {
     /// Whether the encoder looks at frames (vision-aware refresh applies).
     var seesImages: Bool { get }
+    /// Whether a failed encode is tried again later, with growing pauses, until it works
+    /// (a remote encoder's server may come back); a local encoder's failures are final.
+    var retriesAfterFailure: Bool { get }
     func encode(prompts: [String], frames: [RGBImage?]) throws -> [Tensor]
+}
+
+extension ConditioningBackend {
+    public var retriesAfterFailure: Bool { false }
 }
 
 /// A ready conditioning tensor and what produced it.
@@ -80,6 +87,9 @@ public final class ConditioningService: @unchecked Sendable {
     private var newestFrame: (RGBImage, Int)?
     private var lastRefreshFrame = Int.min
     private var failure: Error?
+    /// A failed request the backend wants retried, and when (`retriesAfterFailure`).
+    private var retry: (prompts: [String], frames: [RGBImage?], at: Date)?
+    private var retryDelay = ConditioningService.firstRetryDelay
     private var activationPending = true
     private var events: [Event] = []
     private var requestTimes: [String: Double] = [:]
@@ -87,6 +97,10 @@ public final class ConditioningService: @unchecked Sendable {
     private var _onError: (@Sendable (Error) -> Void)?
 
     public let cacheCapacity: Int
+    /// Pauses before retrying a failed request: doubled after each failure up to the last,
+    /// back to the first after a success.
+    public static let firstRetryDelay: TimeInterval = 0.5
+    public static let lastRetryDelay: TimeInterval = 4
     /// Frames between vision-aware re-encodes (0: never refresh).
     public var refreshInterval: Int { get { condition.withLock { _refresh } } set { condition.withLock { _refresh = max(0, newValue) } } }
     private var _refresh: Int
@@ -229,7 +243,21 @@ public final class ConditioningService: @unchecked Sendable {
     private func serve(generation: Int) {
         while true {
             condition.lock()
-            while running && self.generation == generation && pending.isEmpty && events.isEmpty { condition.wait() }
+            while running && self.generation == generation && pending.isEmpty && events.isEmpty {
+                guard let r = retry else {
+                    condition.wait()
+                    continue
+                }
+                if Date() < r.at {
+                    _ = condition.wait(until: r.at)
+                    continue
+                }
+                // Only the prompt still in use is worth another request.
+                retry = nil
+                for (prompt, frame) in zip(r.prompts, r.frames) where prompt == activePrompt && latest?.prompt != prompt {
+                    enqueue(prompt, frame: frame)
+                }
+            }
             guard running && self.generation == generation else { condition.unlock(); return }
             if !events.isEmpty {
                 let event = events.removeFirst()
@@ -257,6 +285,8 @@ public final class ConditioningService: @unchecked Sendable {
             condition.lock()
             switch result {
             case .success(let tensors):
+                failure = nil
+                retryDelay = Self.firstRetryDelay
                 for (i, prompt) in prompts.enumerated() {
                     let c = Conditioning(prompt: prompt, tensor: tensors[i],
                                          frameIndex: frames[i] == nil ? nil : frameIndex, seconds: seconds)
@@ -276,6 +306,10 @@ public final class ConditioningService: @unchecked Sendable {
             case .failure(let error):
                 failure = error
                 events.append(.failed(error))
+                if backend.retriesAfterFailure {
+                    retry = (prompts, frames, Date(timeIntervalSinceNow: retryDelay))
+                    retryDelay = min(Self.lastRetryDelay, 2 * retryDelay)
+                }
             }
             condition.broadcast()
             condition.unlock()

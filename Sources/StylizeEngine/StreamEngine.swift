@@ -95,17 +95,31 @@ extension StreamEngine {
     public func discontinuity() {}
 }
 
+/// What an engine is made from: the `model` property's folder and where its prompts are
+/// encoded (`conditioning-server`, `conditioning-model`; "" = locally / the folder's name).
+public struct EngineSource: Sendable, Equatable {
+    public var modelPath: String
+    public var conditioningServer: String
+    public var conditioningModel: String
+
+    public init(modelPath: String, conditioningServer: String = "", conditioningModel: String = "") {
+        self.modelPath = modelPath
+        self.conditioningServer = conditioningServer
+        self.conditioningModel = conditioningModel
+    }
+}
+
 /// How the element obtains an engine for its `model` property. The engine library installs
 /// the real loader (shared per folder); tests linking the element in-process may replace it.
 public enum StreamEngineFactory {
-    public typealias Loader = @Sendable (String) throws -> StreamEngine
+    public typealias Loader = @Sendable (EngineSource) throws -> StreamEngine
 
     public static var make: Loader {
         get { loader.withLock { $0 } }
         set { loader.withLock { $0 = newValue } }
     }
 
-    private static let loader = Locked<Loader> { path in
-        throw ModelError.fileNotFound(path: path, what: "stylize model folder (engine loader not installed)")
+    private static let loader = Locked<Loader> { source in
+        throw ModelError.fileNotFound(path: source.modelPath, what: "stylize model folder (engine loader not installed)")
     }
 }

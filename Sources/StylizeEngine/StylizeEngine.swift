@@ -80,9 +80,27 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
         self.init(model: try ModelRegistry.model(at: modelPath))
     }
 
+    /// Loads (or shares) the model folder, with its prompts encoded locally or, for a
+    /// `conditioningServer`, by that Open Inference Protocol server.
+    public convenience init(source: EngineSource) throws {
+        let model = try ModelRegistry.model(at: source.modelPath)
+        guard !source.conditioningServer.isEmpty else {
+            self.init(model: model)
+            return
+        }
+        guard let url = URL(string: source.conditioningServer), url.scheme?.lowercased() == "http", url.host != nil else {
+            throw ModelError.invalidInput(name: "conditioning-server",
+                                          reason: "'\(source.conditioningServer)' is not an http:// URL (https: put TLS in a sidecar)")
+        }
+        let name = source.conditioningModel.isEmpty
+            ? URL(fileURLWithPath: model.path).standardizedFileURL.lastPathComponent : source.conditioningModel
+        let client = OpenInferenceClient(server: url, model: name)
+        self.init(model: model, conditioningBackend: RemoteConditioningBackend(client: client, encoder: model.conditioning))
+    }
+
     /// Installs this engine as the element's loader.
     public static func installAsDefaultFactory() {
-        StreamEngineFactory.make = { try StylizeEngine(modelPath: $0) }
+        StreamEngineFactory.make = { try StylizeEngine(source: $0) }
     }
 
     public var worstBatchSeconds: Double { lock.withLock { _worst } }

@@ -13,6 +13,8 @@ public enum ElementProperty: Int, CaseIterable, Sendable {
     case seed
     case fixedNoise
     case refreshInterval
+    case conditioningServer
+    case conditioningModel
     case maxBatchWait
     case similaritySkip
     case threads
@@ -84,6 +86,23 @@ public enum ElementProperty: Int, CaseIterable, Sendable {
                     + "(0: only when the prompt changes)",
                 kind: .uint(0...10000, default: 30), mutability: .playing,
                 readme: ("frames", "any state"))
+        case .conditioningServer:
+            return PropertySpec(
+                "conditioning-server", nick: "Conditioning server",
+                blurb: "Base URL of an inference server speaking the Open Inference Protocol (KServe v2 REST: KServe, "
+                    + "Triton, MLServer, OpenVINO Model Server) that runs the text encoder, e.g. http://encoder:8080; "
+                    + "\"\" encodes locally. The tokenizer and image processor still run here. While the server is "
+                    + "down or answers garbage the last good conditioning stays in use, a warning is posted and the "
+                    + "request is retried (pauses 0.5 s to 4 s)",
+                kind: .string(default: ""), mutability: .ready,
+                readme: ("\"\": the model's own encoder, locally", "NULL / READY (used when the model loads)"))
+        case .conditioningModel:
+            return PropertySpec(
+                "conditioning-model", nick: "Conditioning model",
+                blurb: "Model name on the conditioning server (POST /v2/models/NAME/infer). \"\": the model "
+                    + "folder's name",
+                kind: .string(default: ""), mutability: .ready,
+                readme: ("\"\": the model folder's name", "NULL / READY (used when the model loads)"))
         case .maxBatchWait:
             return PropertySpec(
                 "max-batch-wait", nick: "Maximum batch wait",

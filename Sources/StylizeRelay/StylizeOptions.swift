@@ -4,8 +4,9 @@ import StylizeProperties
 /// The `stylize` element's writable properties as command-line options: names, help,
 /// ranges and defaults all come from the element's property table (ElementProperty), and
 /// an option left out leaves the property at the element's own default (which, for
-/// `steps` and `strength`, is the model's). `threads` aside, all may change while
-/// streaming; the relay changes `prompt` through its control endpoint.
+/// `steps` and `strength`, is the model's). All may change while streaming except
+/// `threads` and the conditioning server's two options, which apply when the model loads;
+/// the relay changes `prompt` through its control endpoint.
 public struct StylizeOptions: ParsableArguments {
     @Option(help: Self.help(.model), completion: .directory)
     public var model: String?
@@ -21,6 +22,8 @@ public struct StylizeOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: Self.help(.fixedNoise)) var fixedNoise: Bool?
     @Option(help: Self.help(.similaritySkip)) var similaritySkip: String?
     @Option(help: Self.help(.refreshInterval)) var refreshInterval: String?
+    @Option(help: Self.help(.conditioningServer)) var conditioningServer: String?
+    @Option(help: Self.help(.conditioningModel)) var conditioningModel: String?
     @Option(help: Self.help(.threads)) var threads: String?
     @Flag(inversion: .prefixedNo, help: Self.help(.passthrough)) var passthrough: Bool?
     @Option(help: Self.help(.control)) var control: String?
@@ -36,6 +39,7 @@ public struct StylizeOptions: ParsableArguments {
     private var given: [(ElementProperty, String?)] {
         [(.model, model), (.prompt, prompt), (.batchSize, batchSize), (.steps, steps), (.strength, strength),
          (.seed, seed), (.fixedNoise, fixedNoise.map { $0 ? "true" : "false" }), (.refreshInterval, refreshInterval),
+         (.conditioningServer, conditioningServer), (.conditioningModel, conditioningModel),
          (.maxBatchWait, maxBatchWait), (.similaritySkip, similaritySkip), (.threads, threads),
          (.passthrough, passthrough.map { $0 ? "true" : "false" }), (.control, control),
          (.controlStrength, controlStrength), (.controlRefreshInterval, controlRefreshInterval),

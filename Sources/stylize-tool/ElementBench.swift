@@ -26,8 +26,8 @@ enum ElementBench {
         // The element's engine, for its per-stage times (the loader the plugin installed, wrapped).
         let made = EngineCapture()
         let load = StreamEngineFactory.make
-        StreamEngineFactory.make = { path in
-            let e = try load(path)
+        StreamEngineFactory.make = { source in
+            let e = try load(source)
             made.engine = e as? StylizeEngine
             return e
         }

@@ -42,7 +42,8 @@ final class TestEngine: StreamEngine, @unchecked Sendable {
             _made = []
         }
         if ProcessInfo.processInfo.environment["STYLIZE_TEST_REAL_ENGINE"] == "1" { return }
-        StreamEngineFactory.make = { path in
+        StreamEngineFactory.make = { source in
+            let path = source.modelPath
             if rejectedMarkers.contains(where: { path.contains($0) }) {
                 throw ModelError.fileNotFound(path: path, what: "model_index.json")
             }

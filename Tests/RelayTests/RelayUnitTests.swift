@@ -104,7 +104,8 @@ final class RelayUnitTests: XCTestCase {
                                             "--no-fixed-noise", "--refresh-interval", "3", "--max-batch-wait", "100",
                                             "--similarity-skip", "0.5", "--threads", "1", "--passthrough", "--model", "/m",
                                             "--control", "/c.safetensors", "--control-strength", "0.5",
-                                            "--control-refresh-interval", "4", "--no-temporal", "--working-scale", "0.5"])
+                                            "--control-refresh-interval", "4", "--no-temporal", "--working-scale", "0.5",
+                                            "--conditioning-server", "http://127.0.0.1:8080", "--conditioning-model", "nano"])
         XCTAssertEqual(Set(all.properties.map(\.name)), writable, "every option reaches its property")
     }
 

@@ -62,6 +62,14 @@ public final class ConditioningEncoder: Sendable {
     /// Encodes prompts, each with an optional frame, in one forward pass:
     /// [B, T − drop_first, hidden · layers].
     public func encode(prompts: [String], frames: [RGBImage?]? = nil) throws -> Tensor {
+        let (tokens, vision) = try prepare(prompts: prompts, frames: frames)
+        return try encode(tokens, images: vision)
+    }
+
+    /// What the encoder's forward pass takes for these prompts and frames: the token ids
+    /// and mask (with each frame's placeholder tokens) and the image processor's pixel
+    /// values and grids. A remote encoder receives exactly these.
+    public func prepare(prompts: [String], frames: [RGBImage?]? = nil) throws -> (tokens: TokenBatch, images: VisionInput?) {
         let frames = frames ?? Array(repeating: nil, count: prompts.count)
         var images: [RGBImage] = []
         var owners: [Int] = []
@@ -82,7 +90,7 @@ public final class ConditioningEncoder: Sendable {
             for (k, owner) in owners.enumerated() { counts[owner] = v.grids[k].patches / (merge * merge) }
             vision = v
         }
-        return try encode(tokens(prompts: prompts, imageTokens: counts), images: vision)
+        return (try tokens(prompts: prompts, imageTokens: counts), vision)
     }
 
     /// Runs the encoder on prepared tokens and applies layer selection and dropping.

@@ -1,0 +1,102 @@
+import CGStreamer
+import CGstCheck
+import Foundation
+import XCTest
+import StylizeEngine
+import StylizeModels
+import StylizeTestSupport
+@testable import GstStylize
+
+/// Two elements encoding their prompts on one loopback Open Inference Protocol server
+/// (`conditioning-server`): a prompt change reaches both, their frames equal those of an
+/// element encoding locally, and while the server is down no frame is lost, each posts a
+/// warning and keeps its last conditioning, then recovers once the server is back.
+final class RemoteConditioningElementTests: XCTestCase {
+    override func setUp() {
+        super.setUp()
+        Gst.setUp()
+    }
+
+    private let spec = FrameSpec(format: "RGB", width: 32, height: 32)
+
+    /// Whether a `stylize-conditioning` message for `prompt` arrives within `timeout`.
+    private func activated(_ h: Harness, _ prompt: String, timeout: TimeInterval) -> Bool {
+        h.waitForMessage(GST_MESSAGE_ELEMENT, timeout: timeout) { m in
+            guard structureName(m) == "stylize-conditioning", let s = gst_message_get_structure(m),
+                  let p = gst_structure_get_string(s, "prompt") else { return false }
+            return String(cString: p) == prompt
+        }
+    }
+
+    /// Pushes frames `range` and pulls as many (batch size 2: whole batches come out).
+    private func run(_ h: Harness, _ range: Range<Int>) -> [[UInt8]] {
+        for i in range { XCTAssertEqual(h.push(spec, index: i), GST_FLOW_OK) }
+        return h.pull(range.count).map { b in defer { gst_buffer_unref(b) }; return spec.visibleBytes(b) }
+    }
+
+    func testTwoElementsShareAServerSurviveItsOutageAndRecover() throws {
+        let saved = StreamEngineFactory.make
+        StylizeEngine.installAsDefaultFactory()
+        defer { StreamEngineFactory.make = saved }
+        let model = try TinyModelFolder.make(mode: .sdedit, scheduler: "DDIMScheduler",
+                                             schedulerExtra: #", "prediction_type": "sample""#)
+        defer { try? FileManager.default.removeItem(atPath: model) }
+        let server = LoopbackInferenceServer(encoder: try StylizeModel(path: model).conditioning, model: "tiny")
+        try server.start()
+        defer { server.stop() }
+
+        let base: [(String, String)] = [("model", model), ("batch-size", "2"), ("refresh-interval", "0"), ("prompt", "first")]
+        let local = try Harness(base)
+        let remote = [("conditioning-server", server.url.absoluteString), ("conditioning-model", "tiny")]
+        let elements = [try Harness(base + remote), try Harness(base + remote)]
+        defer { (elements + [local]).forEach { $0.teardown() } }
+        for h in elements + [local] { h.setCaps(spec) }
+
+        var frames = 0
+        let expected = run(local, 0..<4)
+        for h in elements { XCTAssertEqual(run(h, 0..<4), expected, "the server's conditioning gives the local encoder's frames") }
+        frames = 4
+
+        // A prompt change reaches both; each prompt is requested once.
+        for h in elements + [local] { setProperty(h.element, "prompt", "second") }
+        for h in elements + [local] { XCTAssertTrue(activated(h, "second", timeout: 20)) }
+        let second = run(local, frames..<(frames + 4))
+        for h in elements { XCTAssertEqual(run(h, frames..<(frames + 4)), second) }
+        frames += 4
+        XCTAssertEqual(server.requests.withLock { $0 }, 4, "one request per prompt and element")
+        // Back to a prompt each element has encoded: served from its cache, never requested again.
+        for h in elements { setProperty(h.element, "prompt", "first") }
+        for h in elements { XCTAssertTrue(activated(h, "first", timeout: 5)) }
+        for h in elements { setProperty(h.element, "prompt", "second") }
+        for h in elements { XCTAssertTrue(activated(h, "second", timeout: 5)) }
+        XCTAssertEqual(server.requests.withLock { $0 }, 4, "cached prompts are not requested again")
+
+        // The server goes away: a new prompt cannot be encoded, the frames keep coming with
+        // the last conditioning, and each element warns.
+        server.stop()
+        for h in elements { setProperty(h.element, "prompt", "third") }
+        let stillSecond = run(local, frames..<(frames + 6))
+        for h in elements {
+            XCTAssertTrue(h.waitForMessage(GST_MESSAGE_WARNING, timeout: 15) { m in
+                var error: UnsafeMutablePointer<GError>?
+                gst_message_parse_warning(m, &error, nil)
+                defer { g_error_free(error) }
+                return error.map { String(cString: $0.pointee.message).contains("unreachable") } ?? false
+            }, "a warning names the unreachable server")
+            XCTAssertEqual(run(h, frames..<(frames + 6)), stillSecond,
+                           "no frame lost, and the last good conditioning ('second') stays in use")
+        }
+        frames += 6
+
+        // Back: both pick up the new prompt within 10 s.
+        let back = Date()
+        try server.start()
+        for h in elements { XCTAssertTrue(activated(h, "third", timeout: 10)) }
+        XCTAssertLessThan(Date().timeIntervalSince(back), 10)
+        setProperty(local.element, "prompt", "third")
+        XCTAssertTrue(activated(local, "third", timeout: 20))
+        let third = run(local, frames..<(frames + 2))
+        for h in elements { XCTAssertEqual(run(h, frames..<(frames + 2)), third) }
+        XCTAssertNotEqual(third, Array(second.prefix(2)), "the prompts give different frames")
+    }
+}
