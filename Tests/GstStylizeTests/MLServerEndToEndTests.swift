@@ -39,6 +39,8 @@ final class MLServerEndToEndTests: XCTestCase {
                 .write(toFile: folder + "/nano/model-settings.json", atomically: true, encoding: .utf8)
             process.executableURL = URL(fileURLWithPath: mlserver)
             process.arguments = ["start", folder]
+            // MLServer writes its metrics folder (.metrics) into the working directory.
+            process.currentDirectoryURL = URL(fileURLWithPath: folder)
             var env = ProcessInfo.processInfo.environment
             env["PYTHONPATH"] = MLServerEndToEndTests.root.appendingPathComponent("deploy/encoder").path
             env["STYLIZE_ENCODER_THREADS"] = "1"
@@ -105,6 +107,20 @@ final class MLServerEndToEndTests: XCTestCase {
         XCTAssertTrue(waitReady(client, 90), "MLServer did not become ready")
 
         let model = Self.root.appendingPathComponent("models/nano").path
+        // The conditioning itself: the server's PyTorch forward against the local Swift one,
+        // for a prompt with a frame (pixel_values) and one without.
+        let local_ = try StylizeModel(path: model).conditioning
+        let backend = RemoteConditioningBackend(client: client, encoder: local_)
+        var rng = SplitMix64(seed: 5)
+        let frame = RGBImage(width: 96, height: 64, pixels: (0..<(96 * 64 * 3)).map { _ in UInt8(rng.next() % 256) })
+        let prompts = ["pop art", "an ink drawing"]
+        let remoteTensors = try backend.encode(prompts: prompts, frames: [frame, nil])
+        let localTensor: Tensor = try local_.encode(prompts: prompts, frames: [frame, nil])
+        for (b, r) in remoteTensors.enumerated() {
+            let per = r.count
+            let expected = Tensor(shape: r.shape, data: Array(localTensor.data.array[(b * per)..<((b + 1) * per)]))
+            XCTAssertLessThan(r.maxAbsDifference(expected), 1e-3, "conditioning of '\(prompts[b])' (max |x| \(expected.data.array.map(abs).max()!))")
+        }
         let base: [(String, String)] = [("model", model), ("batch-size", "2"), ("refresh-interval", "0"), ("prompt", "pop art")]
         let local = try Harness(base)
         let elements = [try Harness(base + [("conditioning-server", url), ("conditioning-model", "nano")]),
