@@ -83,15 +83,16 @@ public final class StylizeEngine: StreamEngine, @unchecked Sendable {
     /// Loads (or shares) the model folder, with its prompts encoded locally or, for a
     /// `conditioningServer`, by that Open Inference Protocol server.
     public convenience init(source: EngineSource) throws {
-        let model = try ModelRegistry.model(at: source.modelPath)
         guard !source.conditioningServer.isEmpty else {
-            self.init(model: model)
+            self.init(model: try ModelRegistry.model(at: source.modelPath))
             return
         }
         guard let url = URL(string: source.conditioningServer), url.scheme?.lowercased() == "http", url.host != nil else {
             throw ModelError.invalidInput(name: "conditioning-server",
                                           reason: "'\(source.conditioningServer)' is not an http:// URL (https: put TLS in a sidecar)")
         }
+        // The encoder runs on the server: its weights are not loaded here.
+        let model = try ModelRegistry.model(at: source.modelPath, encoderWeights: false)
         let name = source.conditioningModel.isEmpty
             ? URL(fileURLWithPath: model.path).standardizedFileURL.lastPathComponent : source.conditioningModel
         let client = OpenInferenceClient(server: url, model: name)

@@ -13,7 +13,10 @@ public final class StylizeModel: Sendable {
     public let scheduler: any Scheduler
     public let config: StylizeConfig
 
-    public init(path: String) throws {
+    /// - Parameter encoderWeights: false for an engine whose prompts are encoded on a
+    ///   conditioning server: the text encoder is read from its config.json only
+    ///   (`TextEncoderShape`); its weights, possibly the largest file, stay on disk.
+    public init(path: String, encoderWeights: Bool = true) throws {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
@@ -30,7 +33,8 @@ public final class StylizeModel: Sendable {
         config = try StylizeConfig(file: component("stylize.json"), textEncoderDefaults: backendClass.conditioningDefaults)
         denoiser = try ComponentRegistry.load(directory: component("unet"), as: (any Denoiser).self, role: "denoiser")
         codec = try ComponentRegistry.load(directory: component("vae"), as: (any LatentCodec).self, role: "latent codec")
-        let encoder = try TextEncoder.load(directory: encoderDir)
+        let encoder: any TextEncoderModel = encoderWeights
+            ? try TextEncoder.load(directory: encoderDir) : try TextEncoder.shape(directory: encoderDir)
         let tokenizer = try Tokenizer(directory: component("tokenizer"))
         var processor: Qwen2VLImageProcessor? = nil
         for candidate in [encoderDir + "/preprocessor_config.json", component("preprocessor_config.json")]
@@ -82,15 +86,18 @@ public enum ModelRegistry {
         var loads: [String: Int] = [:]
     }
     private static let state = Locked(State())
-    /// Load count per path, for tests asserting that streams share.
+    /// Load count per path (with " (no encoder weights)" for remote-encoder loads), for
+    /// tests asserting that streams share.
     public static var loads: [String: Int] { state.withLock { $0.loads } }
 
-    /// Loads under the registry's lock, so two streams naming one folder load it once.
-    public static func model(at path: String) throws -> StylizeModel {
-        let key = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+    /// Loads under the registry's lock, so two streams naming one folder load it once
+    /// (once with the encoder's weights, once without, when both kinds of stream exist).
+    public static func model(at path: String, encoderWeights: Bool = true) throws -> StylizeModel {
+        let folder = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+        let key = encoderWeights ? folder : folder + " (no encoder weights)"
         return try state.withLock { s throws -> StylizeModel in
             if let m = s.models[key]?.model { return m }
-            let m = try StylizeModel(path: key)
+            let m = try StylizeModel(path: folder, encoderWeights: encoderWeights)
             s.models[key] = Loaded(model: m)
             s.loads[key, default: 0] += 1
             return m

@@ -114,7 +114,7 @@ final class HotPathTests: XCTestCase {
         }
         let delta = HeapProbe.snapshot().since(before)
         let mallocs = stylize_malloc_counter_read()
-        print("hot path \(width)x\(height) at scale \(workingScale)\(control == nil ? "" : " with LLLite, refresh \(refreshInterval)")\(engine.model.config.temporal == nil ? "" : " with the temporal adapter"): \(mallocs.calls - mallocBefore.calls) malloc calls, \(mallocs.bytes - mallocBefore.bytes) bytes, largest \(mallocs.largest) over \(4 * batch) frames")
+        print("hot path \(width)x\(height) at scale \(workingScale)\(control == nil ? "" : " with LLLite, refresh \(refreshInterval)")\(engine.model.config.temporal == nil ? "" : " with the temporal adapter"): \(mallocs.calls - mallocBefore.calls) malloc calls, \(mallocs.bytes - mallocBefore.bytes) bytes, largest \(mallocs.largest) over \(4 * batch) frames, \(delta.minorFaults) minor faults")
         // What is left are Swift object headers, shape arrays and Dispatch work items
         // (measured: about 600 calls per frame, none over 2 KB); nano's smallest
         // activation is 64 KB, so any tensor-sized malloc shows here.
@@ -127,8 +127,10 @@ final class HotPathTests: XCTestCase {
         // ≤ 0: a side thread of an engine stopped earlier in this process may still return
         // memory to the OS meanwhile; growth is what the hot path must not cause.
         XCTAssertLessThanOrEqual(delta.heapGrowth, 0, "the heap grew on the hot path", file: file, line: line)
-        // A handful of faults can come from the runtime (thread stacks, XCTest); fresh
-        // activation buffers would be hundreds per batch (256² × 16 channels = 1 MB each).
-        XCTAssertLessThan(delta.minorFaults, 16, "fresh pages touched on the hot path", file: file, line: line)
+        // The count is process-wide: the runtime and other threads of the test process
+        // (thread stacks, XCTest, Dispatch workers started or retired meanwhile) add a few
+        // dozen in a full-suite run (up to 37 seen); one fresh activation buffer would add
+        // hundreds (256² × 16 channels = 1 MB = 256 pages), every batch.
+        XCTAssertLessThan(delta.minorFaults, 64, "fresh pages touched on the hot path", file: file, line: line)
     }
 }

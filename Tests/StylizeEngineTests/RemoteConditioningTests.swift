@@ -145,6 +145,43 @@ final class RemoteConditioningTests: XCTestCase {
         }
     }
 
+    /// An engine with a conditioning server loads the folder without the encoder's
+    /// weights (here: deleted) and gives the frames of an engine encoding locally.
+    func testRemoteEngineNeedsNoEncoderWeightsAndMatchesTheLocalEngine() throws {
+        let full = try TinyModelFolder.make(mode: .sdedit, scheduler: "DDIMScheduler",
+                                            schedulerExtra: #", "prediction_type": "sample""#)
+        let bare = full + "-no-encoder-weights"
+        defer { for d in [full, bare] { try? FileManager.default.removeItem(atPath: d) } }
+        try FileManager.default.copyItem(atPath: full, toPath: bare)
+        let weights = try FileManager.default.contentsOfDirectory(atPath: bare + "/text_encoder").filter { $0.hasSuffix(".safetensors") }
+        XCTAssertFalse(weights.isEmpty)
+        for w in weights { try FileManager.default.removeItem(atPath: bare + "/text_encoder/" + w) }
+        XCTAssertThrowsError(try StylizeModel(path: bare), "the folder really lacks the weights")
+
+        let local = try StylizeEngine(modelPath: full)
+        let server = LoopbackInferenceServer(encoder: local.model.conditioning, model: "tiny")
+        try server.start()
+        defer { server.stop() }
+        let remote = try StylizeEngine(source: EngineSource(modelPath: bare, conditioningServer: server.url.absoluteString,
+                                                            conditioningModel: "tiny"))
+        XCTAssertTrue(remote.model.conditioning.encoder is TextEncoderShape, "no encoder weights loaded")
+        XCTAssertThrowsError(try remote.model.conditioning.encode(prompts: ["x"], frames: nil) as Tensor) { error in
+            XCTAssertTrue("\(error)".contains("without its weights"), "\(error)")
+        }
+        var settings = StylizeSettings()
+        settings.prompt = "a watercolor painting"
+        let frames = TinyModelFolder.frames(2, 32, 32)
+        for e in [local, remote] { try e.start(settings: settings) }
+        defer { for e in [local, remote] { e.stop() } }
+        let expected = try StylizeEngine.processWaitingForPrompt(local, frames, settings: settings)
+        let got = try StylizeEngine.processWaitingForPrompt(remote, frames, settings: settings)
+        XCTAssertLessThan(got.maxAbsDifference(expected), 1e-5)
+        XCTAssertEqual(server.requests.withLock { $0 }, 1)
+        XCTAssertThrowsError(try StylizeEngine(source: EngineSource(modelPath: full, conditioningServer: "https://encoder:8080"))) { error in
+            XCTAssertTrue("\(error)".contains("not an http:// URL"), "\(error)")
+        }
+    }
+
     private func waitUntil(_ seconds: TimeInterval, _ condition: () -> Bool) -> Bool {
         let deadline = Date(timeIntervalSinceNow: seconds)
         while Date() < deadline {

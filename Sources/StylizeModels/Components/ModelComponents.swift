@@ -116,6 +116,8 @@ public protocol TextEncoderModel: ModelComponent {
     var vision: VisionTokenLayout? { get }
     /// stylize.json's `text_encoder` defaults for this encoder family.
     static var conditioningDefaults: ConditioningSpec { get }
+    /// What the encoder in a folder looks like, from its config.json alone (for a remote encoder).
+    static func shape(configFile: String) throws -> TextEncoderShape
     func callAsFunction(_ tokens: TokenBatch, images: VisionInput?) throws -> TextEncoderOutput
 }
 
