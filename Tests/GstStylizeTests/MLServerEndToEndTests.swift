@@ -71,19 +71,6 @@ final class MLServerEndToEndTests: XCTestCase {
         return false
     }
 
-    private func activated(_ h: Harness, _ prompt: String, timeout: TimeInterval) -> Bool {
-        h.waitForMessage(GST_MESSAGE_ELEMENT, timeout: timeout) { m in
-            guard structureName(m) == "stylize-conditioning", let s = gst_message_get_structure(m),
-                  let p = gst_structure_get_string(s, "prompt") else { return false }
-            return String(cString: p) == prompt
-        }
-    }
-
-    private func run(_ h: Harness, _ range: Range<Int>) -> [[UInt8]] {
-        for i in range { XCTAssertEqual(h.push(spec, index: i), GST_FLOW_OK) }
-        return h.pull(range.count).map { b in defer { gst_buffer_unref(b) }; return spec.visibleBytes(b) }
-    }
-
     private func assertClose(_ a: [[UInt8]], _ b: [[UInt8]], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(a.count, b.count, what, file: file, line: line)
         let worst = zip(a, b).map { x, y in zip(x, y).map { abs(Int($0) - Int($1)) }.max() ?? 0 }.max() ?? 0
@@ -129,22 +116,22 @@ final class MLServerEndToEndTests: XCTestCase {
         for h in elements + [local] { h.setCaps(spec) }
 
         var frames = 0
-        let first = run(local, 0..<4)
-        for h in elements { assertClose(run(h, 0..<4), first, "pop art") }
+        let first = local.pushAndPull(spec, 0..<4)
+        for h in elements { assertClose(h.pushAndPull(spec, 0..<4), first, "pop art") }
         frames = 4
         for h in elements + [local] { setProperty(h.element, "prompt", "a pencil sketch") }
-        for h in elements + [local] { XCTAssertTrue(activated(h, "a pencil sketch", timeout: 30)) }
-        let sketch = run(local, frames..<(frames + 4))
-        for h in elements { assertClose(run(h, frames..<(frames + 4)), sketch, "a pencil sketch") }
+        for h in elements + [local] { XCTAssertTrue(h.conditioningActivated("a pencil sketch", timeout: 30)) }
+        let sketch = local.pushAndPull(spec, frames..<(frames + 4))
+        for h in elements { assertClose(h.pushAndPull(spec, frames..<(frames + 4)), sketch, "a pencil sketch") }
         frames += 4
 
         // Killed: the frames keep coming with the last conditioning; each element warns.
         server?.kill()
         for h in elements { setProperty(h.element, "prompt", "neon glow") }
-        let stillSketch = run(local, frames..<(frames + 6))
+        let stillSketch = local.pushAndPull(spec, frames..<(frames + 6))
         for h in elements {
             XCTAssertTrue(h.waitForMessage(GST_MESSAGE_WARNING, timeout: 20), "a warning on the bus")
-            assertClose(run(h, frames..<(frames + 6)), stillSketch, "no frame lost, the last conditioning kept")
+            assertClose(h.pushAndPull(spec, frames..<(frames + 6)), stillSketch, "no frame lost, the last conditioning kept")
         }
         frames += 6
 
@@ -152,12 +139,12 @@ final class MLServerEndToEndTests: XCTestCase {
         server = try Server(mlserver: mlserver, port: port)
         XCTAssertTrue(waitReady(client, 90), "MLServer did not restart")
         let ready = Date()
-        for h in elements { XCTAssertTrue(activated(h, "neon glow", timeout: 10)) }
+        for h in elements { XCTAssertTrue(h.conditioningActivated("neon glow", timeout: 10)) }
         XCTAssertLessThan(Date().timeIntervalSince(ready), 10)
         setProperty(local.element, "prompt", "neon glow")
-        XCTAssertTrue(activated(local, "neon glow", timeout: 30))
-        let neon = run(local, frames..<(frames + 2))
-        for h in elements { assertClose(run(h, frames..<(frames + 2)), neon, "neon glow") }
+        XCTAssertTrue(local.conditioningActivated("neon glow", timeout: 30))
+        let neon = local.pushAndPull(spec, frames..<(frames + 2))
+        for h in elements { assertClose(h.pushAndPull(spec, frames..<(frames + 2)), neon, "neon glow") }
         server = nil
     }
 }

@@ -19,21 +19,6 @@ final class RemoteConditioningElementTests: XCTestCase {
 
     private let spec = FrameSpec(format: "RGB", width: 32, height: 32)
 
-    /// Whether a `stylize-conditioning` message for `prompt` arrives within `timeout`.
-    private func activated(_ h: Harness, _ prompt: String, timeout: TimeInterval) -> Bool {
-        h.waitForMessage(GST_MESSAGE_ELEMENT, timeout: timeout) { m in
-            guard structureName(m) == "stylize-conditioning", let s = gst_message_get_structure(m),
-                  let p = gst_structure_get_string(s, "prompt") else { return false }
-            return String(cString: p) == prompt
-        }
-    }
-
-    /// Pushes frames `range` and pulls as many (batch size 2: whole batches come out).
-    private func run(_ h: Harness, _ range: Range<Int>) -> [[UInt8]] {
-        for i in range { XCTAssertEqual(h.push(spec, index: i), GST_FLOW_OK) }
-        return h.pull(range.count).map { b in defer { gst_buffer_unref(b) }; return spec.visibleBytes(b) }
-    }
-
     func testTwoElementsShareAServerSurviveItsOutageAndRecover() throws {
         let saved = StreamEngineFactory.make
         StylizeEngine.installAsDefaultFactory()
@@ -53,29 +38,29 @@ final class RemoteConditioningElementTests: XCTestCase {
         for h in elements + [local] { h.setCaps(spec) }
 
         var frames = 0
-        let expected = run(local, 0..<4)
-        for h in elements { XCTAssertEqual(run(h, 0..<4), expected, "the server's conditioning gives the local encoder's frames") }
+        let expected = local.pushAndPull(spec, 0..<4)
+        for h in elements { XCTAssertEqual(h.pushAndPull(spec, 0..<4), expected, "the server's conditioning gives the local encoder's frames") }
         frames = 4
 
         // A prompt change reaches both; each prompt is requested once.
         for h in elements + [local] { setProperty(h.element, "prompt", "second") }
-        for h in elements + [local] { XCTAssertTrue(activated(h, "second", timeout: 20)) }
-        let second = run(local, frames..<(frames + 4))
-        for h in elements { XCTAssertEqual(run(h, frames..<(frames + 4)), second) }
+        for h in elements + [local] { XCTAssertTrue(h.conditioningActivated("second", timeout: 20)) }
+        let second = local.pushAndPull(spec, frames..<(frames + 4))
+        for h in elements { XCTAssertEqual(h.pushAndPull(spec, frames..<(frames + 4)), second) }
         frames += 4
         XCTAssertEqual(server.requests.withLock { $0 }, 4, "one request per prompt and element")
         // Back to a prompt each element has encoded: served from its cache, never requested again.
         for h in elements { setProperty(h.element, "prompt", "first") }
-        for h in elements { XCTAssertTrue(activated(h, "first", timeout: 5)) }
+        for h in elements { XCTAssertTrue(h.conditioningActivated("first", timeout: 5)) }
         for h in elements { setProperty(h.element, "prompt", "second") }
-        for h in elements { XCTAssertTrue(activated(h, "second", timeout: 5)) }
+        for h in elements { XCTAssertTrue(h.conditioningActivated("second", timeout: 5)) }
         XCTAssertEqual(server.requests.withLock { $0 }, 4, "cached prompts are not requested again")
 
         // The server goes away: a new prompt cannot be encoded, the frames keep coming with
         // the last conditioning, and each element warns.
         server.stop()
         for h in elements { setProperty(h.element, "prompt", "third") }
-        let stillSecond = run(local, frames..<(frames + 6))
+        let stillSecond = local.pushAndPull(spec, frames..<(frames + 6))
         for h in elements {
             XCTAssertTrue(h.waitForMessage(GST_MESSAGE_WARNING, timeout: 15) { m in
                 var error: UnsafeMutablePointer<GError>?
@@ -83,7 +68,7 @@ final class RemoteConditioningElementTests: XCTestCase {
                 defer { g_error_free(error) }
                 return error.map { String(cString: $0.pointee.message).contains("unreachable") } ?? false
             }, "a warning names the unreachable server")
-            XCTAssertEqual(run(h, frames..<(frames + 6)), stillSecond,
+            XCTAssertEqual(h.pushAndPull(spec, frames..<(frames + 6)), stillSecond,
                            "no frame lost, and the last good conditioning ('second') stays in use")
         }
         frames += 6
@@ -91,12 +76,12 @@ final class RemoteConditioningElementTests: XCTestCase {
         // Back: both pick up the new prompt within 10 s.
         let back = Date()
         try server.start()
-        for h in elements { XCTAssertTrue(activated(h, "third", timeout: 10)) }
+        for h in elements { XCTAssertTrue(h.conditioningActivated("third", timeout: 10)) }
         XCTAssertLessThan(Date().timeIntervalSince(back), 10)
         setProperty(local.element, "prompt", "third")
-        XCTAssertTrue(activated(local, "third", timeout: 20))
-        let third = run(local, frames..<(frames + 2))
-        for h in elements { XCTAssertEqual(run(h, frames..<(frames + 2)), third) }
+        XCTAssertTrue(local.conditioningActivated("third", timeout: 20))
+        let third = local.pushAndPull(spec, frames..<(frames + 2))
+        for h in elements { XCTAssertEqual(h.pushAndPull(spec, frames..<(frames + 2)), third) }
         XCTAssertNotEqual(third, Array(second.prefix(2)), "the prompts give different frames")
     }
 }

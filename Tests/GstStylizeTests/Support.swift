@@ -281,6 +281,22 @@ final class Harness {
         return false
     }
 
+    /// Pushes frames `range` and pulls as many; their visible bytes (whole batches must
+    /// come out, so `range.count` is a multiple of the batch size).
+    func pushAndPull(_ spec: FrameSpec, _ range: Range<Int>) -> [[UInt8]] {
+        for i in range { XCTAssertEqual(push(spec, index: i), GST_FLOW_OK) }
+        return pull(range.count).map { b in defer { gst_buffer_unref(b) }; return spec.visibleBytes(b) }
+    }
+
+    /// Whether a `stylize-conditioning` message for `prompt` arrives within `timeout`.
+    func conditioningActivated(_ prompt: String, timeout: TimeInterval) -> Bool {
+        waitForMessage(GST_MESSAGE_ELEMENT, timeout: timeout) { m in
+            guard structureName(m) == "stylize-conditioning", let s = gst_message_get_structure(m),
+                  let p = gst_structure_get_string(s, "prompt") else { return false }
+            return String(cString: p) == prompt
+        }
+    }
+
     /// Pops bus messages until one of `type` satisfies `match` (others are dropped).
     func waitForMessage(_ type: GstMessageType, timeout: TimeInterval = 5,
                         where match: (UnsafeMutablePointer<GstMessage>) -> Bool = { _ in true }) -> Bool {
