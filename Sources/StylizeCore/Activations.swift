@@ -81,7 +81,7 @@ public func vtanh(_ x: Vec8) -> Vec8 {
     // tanh(x) = 1 − 2/(e^{2x} + 1); accurate to a few ulp away from 0, and near 0 the
     // series keeps relative precision.
     let one = Vec8(repeating: 1)
-    let e = vexp(2 * x.clamped(lowerBound: Vec8(repeating: -44), upperBound: Vec8(repeating: 44)))
+    let e = vexp(2 * vclamp(x, -44, 44))
     let big = one - 2 / (e + one)
     let x2 = x * x
     var poly = Vec8(repeating: Float(17.0 / 315))

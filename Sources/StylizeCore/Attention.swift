@@ -90,7 +90,19 @@ public enum MultiHeadAttention {
                     for j in valid..<cols { p[j] = 0 }
                 }
                 var m = -Float.infinity
-                for j in 0..<valid { m = max(m, p[j]) }
+                var mj = 0
+                if valid >= 8 {
+                    // Float's max is NaN-aware and keeps a scalar loop from vectorising.
+                    var mv = vload(p)
+                    mj = 8
+                    while mj + 8 <= valid {
+                        let v = vload(p + mj)
+                        mv = mv.replacing(with: v, where: v .> mv)
+                        mj += 8
+                    }
+                    for i in 0..<8 { m = max(m, mv[i]) }
+                }
+                for j in mj..<valid { m = max(m, p[j]) }
                 // A query whose keys are all masked attends to nothing: zeros, as PyTorch's
                 // SDPA returns (the eager softmax would spread it uniformly instead).
                 if valid == 0 || m == -Float.infinity {

@@ -4,8 +4,8 @@
 /// on TAESD-width layers), so narrow convolutions broadcast one input value at a time
 /// against a vector of output-channel weights, for four output pixels at once: per
 /// (tap, input channel) that is V weight loads, 4 broadcasts and 4·V multiply-adds.
-/// (SIMD `addingProduct` lowers to scalar fmaf calls in Swift 6.3; `+=` of a product
-/// stays vectorised.)
+/// `addingProduct` becomes vfmadd231ps when the target has FMA (release builds target
+/// Haswell); `+=` of a product stays a separate vmulps + vaddps.
 struct DirectConvPlan {
     let cin: Int, cout: Int, kh: Int, kw: Int, stride: Int
     let padding: (top: Int, left: Int, bottom: Int, right: Int)
@@ -146,10 +146,10 @@ struct DirectConvPlan {
                         let w0 = vload(wTap + ci * 16), w1 = vload(wTap + ci * 16 + 8)
                         let x0 = Vec8(repeating: i0[ci]), x1 = Vec8(repeating: i1[ci])
                         let x2 = Vec8(repeating: i2[ci]), x3 = Vec8(repeating: i3[ci])
-                        a00 += x0 * w0; a01 += x0 * w1
-                        a10 += x1 * w0; a11 += x1 * w1
-                        a20 += x2 * w0; a21 += x2 * w1
-                        a30 += x3 * w0; a31 += x3 * w1
+                        a00 = a00.addingProduct(x0, w0); a01 = a01.addingProduct(x0, w1)
+                        a10 = a10.addingProduct(x1, w0); a11 = a11.addingProduct(x1, w1)
+                        a20 = a20.addingProduct(x2, w0); a21 = a21.addingProduct(x2, w1)
+                        a30 = a30.addingProduct(x3, w0); a31 = a31.addingProduct(x3, w1)
                     }
                 }
             }
@@ -187,16 +187,16 @@ struct DirectConvPlan {
                             let w = wTap + ci * lanes
                             let w0 = vload(w), w1 = vload(w + 8), w2 = vload(w + 16), w3 = vload(w + 24)
                             let x0 = Vec8(repeating: i0[ci]), x1 = Vec8(repeating: i1[ci])
-                            a0 += x0 * w0; a1 += x0 * w1; a2 += x0 * w2; a3 += x0 * w3
-                            c0 += x1 * w0; c1 += x1 * w1; c2 += x1 * w2; c3 += x1 * w3
+                            a0 = a0.addingProduct(x0, w0); a1 = a1.addingProduct(x0, w1); a2 = a2.addingProduct(x0, w2); a3 = a3.addingProduct(x0, w3)
+                            c0 = c0.addingProduct(x1, w0); c1 = c1.addingProduct(x1, w1); c2 = c2.addingProduct(x1, w2); c3 = c3.addingProduct(x1, w3)
                         }
                     } else {
                         for ci in 0..<cin {
                             let w = wTap + ci * lanes
                             let w0 = vload(w), w1 = vload(w + 8), w2 = vload(w + 16)
                             let x0 = Vec8(repeating: i0[ci]), x1 = Vec8(repeating: i1[ci])
-                            a0 += x0 * w0; a1 += x0 * w1; a2 += x0 * w2
-                            c0 += x1 * w0; c1 += x1 * w1; c2 += x1 * w2
+                            a0 = a0.addingProduct(x0, w0); a1 = a1.addingProduct(x0, w1); a2 = a2.addingProduct(x0, w2)
+                            c0 = c0.addingProduct(x1, w0); c1 = c1.addingProduct(x1, w1); c2 = c2.addingProduct(x1, w2)
                         }
                     }
                 }
@@ -231,7 +231,7 @@ struct DirectConvPlan {
                     let i0 = rowBase + (ox * st + kx) * cin
                     for ci in 0..<cin {
                         let xv = Vec8(repeating: i0[ci])
-                        for j in 0..<v { acc[j] += xv * vload(wTap + ci * lanes + 8 * j) }
+                        for j in 0..<v { acc[j] = acc[j].addingProduct(xv, vload(wTap + ci * lanes + 8 * j)) }
                     }
                 }
             }

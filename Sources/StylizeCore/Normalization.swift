@@ -22,44 +22,77 @@ public struct GroupNormKernel: Sendable {
 
     private func normalize(_ x: Tensor, activation: Activation) -> Tensor {
         precondition(x.shape.last == channels, "GroupNorm: input \(x.shape) does not have \(channels) channels")
-        let c = channels, g = groups, cg = c / g
         let batch = x.shape[0]
-        let pixels = x.count / (batch * c)
+        let pixels = x.count / (batch * channels)
         var out = Tensor(uninitialized: x.shape)
-        // Per-call scratch, reused by every image of the batch (the hot path runs this
-        // dozens of times per frame: per-image arrays were half of its mallocs).
-        var mean = [Double](repeating: 0, count: c), sq = [Double](repeating: 0, count: c)
-        var groupMean = [Double](repeating: 0, count: g), groupVar = [Double](repeating: 0, count: g)
-        var centre = [Float](repeating: 0, count: c)
-        var scale = [Float](repeating: 0, count: c), shift = [Float](repeating: 0, count: c)
-        var sums = ChannelSums(pixels: pixels, channels: c)
+        // A batch's images run in lanes of their own, each image on one thread: at the
+        // small latents of a working-scale frame, three thread hand-offs per image cost
+        // more than the pass itself (two threads ran GroupNorm slower than one). The
+        // sums are split by the process-wide thread count either way (ChannelSums), so
+        // the output is the same to the bit whichever way the batch is spread.
+        let lanes = min(ThreadBudget.available, batch)
+        // Per-call scratch, made on the calling thread and reused by every image of a lane.
+        var scratch = (0..<max(1, lanes)).map { _ in GroupNormScratch(groups: groups, pixels: pixels, channels: channels) }
         x.data.withUnsafeBufferPointer { sbuf in
             out.data.withUnsafeMutableBufferPointer { obuf in
-                let s = sbuf.baseAddress!, o = obuf.baseAddress!
-                for b in 0..<batch {
-                    let base = s + b * pixels * c
-                    // Two-pass statistics in Double: groups can hold millions of values.
-                    for i in 0..<c { mean[i] = 0; sq[i] = 0 }
-                    for i in 0..<g { groupMean[i] = 0; groupVar[i] = 0 }
-                    sums.run(base, into: &mean, center: nil)
-                    for ch in 0..<c { groupMean[ch / cg] += mean[ch] }
-                    let n = Double(pixels * cg)
-                    for i in 0..<g { groupMean[i] /= n }
-                    for ch in 0..<c { centre[ch] = Float(groupMean[ch / cg]) }
-                    sums.run(base, into: &sq, center: centre)
-                    for ch in 0..<c { groupVar[ch / cg] += sq[ch] }
-                    for ch in 0..<c {
-                        let gi = ch / cg
-                        let rstd = 1 / (groupVar[gi] / n + Double(eps)).squareRoot()
-                        scale[ch] = Float(rstd * Double(gamma[ch]))
-                        shift[ch] = Float(Double(beta[ch]) - groupMean[gi] * rstd * Double(gamma[ch]))
+                scratch.withUnsafeMutableBufferPointer { lanesScratch in
+                    let s = sbuf.baseAddress!, o = obuf.baseAddress!, ls = lanesScratch.baseAddress!
+                    let image = pixels * channels
+                    if lanes <= 1 {
+                        for b in 0..<batch { normalizeImage(s + b * image, o + b * image, &ls[0], activation: activation) }
+                        return
                     }
-                    applyChannelAffine(base, o + b * pixels * c, pixels: pixels, channels: c,
-                                       scale: scale, shift: shift, activation: activation)
+                    let chunk = (batch + lanes - 1) / lanes
+                    parallelLanes(batch) { range in
+                        let own = ls + range.lowerBound / chunk
+                        for b in range { normalizeImage(s + b * image, o + b * image, &own.pointee, activation: activation) }
+                    }
                 }
             }
         }
         return out
+    }
+
+    private func normalizeImage(_ base: UnsafePointer<Float>, _ o: UnsafeMutablePointer<Float>,
+                                _ t: inout GroupNormScratch, activation: Activation) {
+        let c = channels, g = groups, cg = c / g
+        // Two-pass statistics in Double: groups can hold millions of values.
+        for i in 0..<c { t.mean[i] = 0; t.sq[i] = 0 }
+        for i in 0..<g { t.groupMean[i] = 0; t.groupVar[i] = 0 }
+        t.sums.run(base, into: &t.mean, center: nil)
+        for ch in 0..<c { t.groupMean[ch / cg] += t.mean[ch] }
+        let n = Double(t.sums.pixels * cg)
+        for i in 0..<g { t.groupMean[i] /= n }
+        for ch in 0..<c { t.centre[ch] = Float(t.groupMean[ch / cg]) }
+        t.sums.run(base, into: &t.sq, center: t.centre)
+        for ch in 0..<c { t.groupVar[ch / cg] += t.sq[ch] }
+        for ch in 0..<c {
+            let gi = ch / cg
+            let rstd = 1 / (t.groupVar[gi] / n + Double(eps)).squareRoot()
+            t.scale[ch] = Float(rstd * Double(gamma[ch]))
+            t.shift[ch] = Float(Double(beta[ch]) - t.groupMean[gi] * rstd * Double(gamma[ch]))
+        }
+        applyChannelAffine(base, o, pixels: t.sums.pixels, channels: c,
+                           scale: t.scale, shift: t.shift, activation: activation)
+    }
+}
+
+/// One lane's GroupNorm scratch: per-channel and per-group statistics of the image in hand.
+struct GroupNormScratch {
+    var mean: [Double], sq: [Double]
+    var groupMean: [Double], groupVar: [Double]
+    var centre: [Float], scale: [Float], shift: [Float]
+    var sums: ChannelSums
+
+    init(groups: Int, pixels: Int, channels c: Int) {
+        mean = [Double](repeating: 0, count: c)
+        sq = [Double](repeating: 0, count: c)
+        groupMean = [Double](repeating: 0, count: groups)
+        groupVar = [Double](repeating: 0, count: groups)
+        centre = [Float](repeating: 0, count: c)
+        scale = [Float](repeating: 0, count: c)
+        shift = [Float](repeating: 0, count: c)
+        sums = ChannelSums(pixels: pixels, channels: c)
     }
 }
 

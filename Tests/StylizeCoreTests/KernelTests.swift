@@ -141,6 +141,24 @@ final class KernelTests: XCTestCase {
         } }
     }
 
+    func testGroupNormGivesTheSameBitsWhetherTheBatchRunsInLanesOrOnOneThread() {
+        // 3 images of 40×30 pixels: lanes split the batch 2 + 1 over two threads, and each
+        // image's sums still split over the process-wide count (pixels ≥ 256 per part).
+        let (n, h, w, c, g) = (3, 30, 40, 16, 4)
+        let x = Reference.randomTensor([n, h, w, c], seed: 21, scale: 2)
+        let gamma = Reference.randomTensor([c], seed: 22).data.array
+        let beta = Reference.randomTensor([c], seed: 23).data.array
+        let kernel = GroupNormKernel(groups: g, channels: c, eps: 1e-5, gamma: gamma, beta: beta)
+        let serial = ThreadBudget.serially { kernel(x, activation: .silu) }
+        let lanes = ThreadBudget.with(threads: 2) { kernel(x, activation: .silu) }
+        XCTAssertEqual(serial.data.array, lanes.data.array)
+        // And each image alone gives its rows of the batch's output.
+        for b in 0..<n {
+            let one = Tensor(shape: [1, h, w, c], data: Array(x.data.array[(b * h * w * c)..<((b + 1) * h * w * c)]))
+            XCTAssertEqual(kernel(one, activation: .silu).data.array, Array(lanes.data.array[(b * h * w * c)..<((b + 1) * h * w * c)]))
+        }
+    }
+
     func testLayerNormAndRMSNormMatchDefinitions() {
         let x = Reference.randomTensor([4, 10], seed: 9, scale: 2)
         let gamma = Reference.randomTensor([10], seed: 10).data.array
@@ -190,6 +208,13 @@ final class KernelTests: XCTestCase {
             XCTAssertEqual(Double(y), e, accuracy: 4e-7 * e, "exp(\(x))")
         }
         XCTAssertEqual(vexp(Vec8(repeating: -200))[0], 0, accuracy: 1e-37)
+        // Out-of-range inputs clamp lane by lane (vclamp), so a large input stays finite.
+        let mixed = vexp(Vec8(-200, 200, 0, 1, -1, 88.3, -87.3, 500))
+        XCTAssertEqual(mixed[1], vexp(Vec8(repeating: 88.3))[0])
+        XCTAssertTrue(mixed[1].isFinite)
+        XCTAssertEqual(mixed[7], mixed[1])
+        XCTAssertEqual(Double(mixed[2]), 1, accuracy: 1e-7)
+        XCTAssertEqual(Double(mixed[3]), M_E, accuracy: 4e-7 * M_E)
     }
 
     func testGEGLUSplitsHiddenAndGate() {
