@@ -14,11 +14,15 @@ struct DirectConvPlan {
     /// [kh][kw][cin][vectors·8], zero in the padded lanes.
     let weights: [Float]
     let bias: [Float]  // vectors·8
+    /// Where output (0, 0)'s window starts in the padded input: (0, 0) for a plain
+    /// convolution; UpsampledConvPlan's phases start one row or column further.
+    let origin: (y: Int, x: Int)
 
     static let maxOutputChannels = 32
 
     init(packedWeight: [Float], bias: [Float]?, cin: Int, cout: Int, kh: Int, kw: Int, stride: Int,
-         padding: (top: Int, left: Int, bottom: Int, right: Int)) {
+         padding: (top: Int, left: Int, bottom: Int, right: Int), origin: (y: Int, x: Int) = (0, 0)) {
+        self.origin = origin
         self.cin = cin
         self.cout = cout
         self.kh = kh
@@ -39,48 +43,59 @@ struct DirectConvPlan {
     }
 
     func callAsFunction(_ x: Tensor, outHeight oh: Int, outWidth ow: Int) -> Tensor {
-        let (n, h, w) = (x.n, x.h, x.w)
-        // Zero-pad once so the inner loops never test bounds.
-        let ph = h + padding.top + padding.bottom, pw = w + padding.left + padding.right
-        let padded: Tensor
-        if padding == (0, 0, 0, 0) {
-            padded = x
-        } else {
-            var p = Tensor(zeros: [n, ph, pw, cin])
-            x.data.withUnsafeBufferPointer { src in
-                p.data.withUnsafeMutableBufferPointer { dst in
-                    for b in 0..<n { for y in 0..<h {
-                        (dst.baseAddress! + ((b * ph + y + padding.top) * pw + padding.left) * cin)
-                            .update(from: src.baseAddress! + ((b * h + y) * w) * cin, count: w * cin)
-                    } }
-                }
-            }
-            padded = p
-        }
-        var out = Tensor(uninitialized: [n, oh, ow, cout])
-        let lanes = vectors * 8
-        FlopCounter.add(2 * n * oh * ow * cout * cin * kh * kw)
+        let padded = Self.pad(x, padding)
+        var out = Tensor(uninitialized: [x.n, oh, ow, cout])
+        FlopCounter.add(2 * x.n * oh * ow * cout * cin * kh * kw)
         padded.data.withUnsafeBufferPointer { src in
-            weights.withUnsafeBufferPointer { wb in
-                bias.withUnsafeBufferPointer { bb in
-                    out.data.withUnsafeMutableBufferPointer { dst in
-                        let s = src.baseAddress!, wp = wb.baseAddress!, bp = bb.baseAddress!, d = dst.baseAddress!
-                        parallelRanges(n * oh, minPerThread: 2) { rows in
-                            for row in rows {
-                                let b = row / oh, oy = row % oh
-                                switch vectors {
-                                case 1: Self.row1(s, wp, bp, d, b: b, oy: oy, plan: self, ph: ph, pw: pw, oh: oh, ow: ow)
-                                case 2: Self.row2(s, wp, bp, d, b: b, oy: oy, plan: self, ph: ph, pw: pw, oh: oh, ow: ow)
-                                case 3, 4: Self.row4(s, wp, bp, d, b: b, oy: oy, plan: self, ph: ph, pw: pw, oh: oh, ow: ow)
-                                default: Self.rowN(s, wp, bp, d, b: b, oy: oy, plan: self, ph: ph, pw: pw, oh: oh, ow: ow, lanes: lanes)
-                                }
-                            }
-                        }
+            out.data.withUnsafeMutableBufferPointer { dst in
+                let (s, d) = (src.baseAddress!, dst.baseAddress!)
+                parallelRanges(x.n * oh, minPerThread: 2) { rows in
+                    for row in rows {
+                        let (b, oy) = (row / oh, row % oh)
+                        run(s, ph: padded.h, pw: padded.w, b: b, oy: oy, ow: ow,
+                            into: d + ((b * oh + oy) * ow) * cout, pixelStride: cout)
                     }
                 }
             }
         }
         return out
+    }
+
+    /// x zero-padded once, so the inner loops never test bounds (x itself when no padding).
+    static func pad(_ x: Tensor, _ padding: (top: Int, left: Int, bottom: Int, right: Int)) -> Tensor {
+        if padding == (0, 0, 0, 0) { return x }
+        let (n, h, w, c) = (x.n, x.h, x.w, x.c)
+        let ph = h + padding.top + padding.bottom, pw = w + padding.left + padding.right
+        var p = Tensor(zeros: [n, ph, pw, c])
+        x.data.withUnsafeBufferPointer { src in
+            p.data.withUnsafeMutableBufferPointer { dst in
+                for b in 0..<n { for y in 0..<h {
+                    (dst.baseAddress! + ((b * ph + y + padding.top) * pw + padding.left) * c)
+                        .update(from: src.baseAddress! + ((b * h + y) * w) * c, count: w * c)
+                } }
+            }
+        }
+        return p
+    }
+
+    /// One output row of image `b`: output row `oy` reads padded input rows from
+    /// `oy · stride + origin.y`, columns from `origin.x`; its pixels go to `o`,
+    /// `pixelStride` floats apart (`cout` for a plain output, more when interleaving).
+    @inline(__always)
+    func run(_ s: UnsafePointer<Float>, ph: Int, pw: Int, b: Int, oy: Int, ow: Int,
+             into o: UnsafeMutablePointer<Float>, pixelStride: Int) {
+        let input = s + ((b * ph + oy * stride + origin.y) * pw + origin.x) * cin
+        weights.withUnsafeBufferPointer { wb in
+            bias.withUnsafeBufferPointer { bb in
+                let (wp, bp) = (wb.baseAddress!, bb.baseAddress!)
+                switch vectors {
+                case 1: Self.row1(input, wp, bp, o, ops: pixelStride, plan: self, pw: pw, ow: ow)
+                case 2: Self.row2(input, wp, bp, o, ops: pixelStride, plan: self, pw: pw, ow: ow)
+                case 3, 4: Self.row4(input, wp, bp, o, ops: pixelStride, plan: self, pw: pw, ow: ow)
+                default: Self.rowN(input, wp, bp, o, ops: pixelStride, plan: self, pw: pw, ow: ow)
+                }
+            }
+        }
     }
 
     @inline(__always)
@@ -90,8 +105,7 @@ struct DirectConvPlan {
 
     /// One output row, ≤ 8 output channels.
     private static func row1(_ s: UnsafePointer<Float>, _ wp: UnsafePointer<Float>, _ bp: UnsafePointer<Float>,
-                             _ d: UnsafeMutablePointer<Float>, b: Int, oy: Int, plan p: DirectConvPlan,
-                             ph: Int, pw: Int, oh: Int, ow: Int) {
+                             _ d: UnsafeMutablePointer<Float>, ops: Int, plan p: DirectConvPlan, pw: Int, ow: Int) {
         let (cin, st, cout) = (p.cin, p.stride, p.cout)
         let bias = vload(bp)
         var ox = 0
@@ -99,7 +113,7 @@ struct DirectConvPlan {
             let count = min(4, ow - ox)
             var a0 = bias, a1 = bias, a2 = bias, a3 = bias
             for ky in 0..<p.kh {
-                let rowBase = s + ((b * ph + oy * st + ky) * pw) * cin
+                let rowBase = s + ky * pw * cin
                 for kx in 0..<p.kw {
                     let wTap = wp + (ky * p.kw + kx) * cin * 8
                     let i0 = rowBase + ((ox) * st + kx) * cin
@@ -115,19 +129,18 @@ struct DirectConvPlan {
                     }
                 }
             }
-            let o = d + ((b * oh + oy) * ow + ox) * cout
+            let o = d + ox * ops
             store(a0, o, count: cout)
-            if count > 1 { store(a1, o + cout, count: cout) }
-            if count > 2 { store(a2, o + 2 * cout, count: cout) }
-            if count > 3 { store(a3, o + 3 * cout, count: cout) }
+            if count > 1 { store(a1, o + ops, count: cout) }
+            if count > 2 { store(a2, o + 2 * ops, count: cout) }
+            if count > 3 { store(a3, o + 3 * ops, count: cout) }
             ox += 4
         }
     }
 
     /// One output row, 9–16 output channels.
     private static func row2(_ s: UnsafePointer<Float>, _ wp: UnsafePointer<Float>, _ bp: UnsafePointer<Float>,
-                             _ d: UnsafeMutablePointer<Float>, b: Int, oy: Int, plan p: DirectConvPlan,
-                             ph: Int, pw: Int, oh: Int, ow: Int) {
+                             _ d: UnsafeMutablePointer<Float>, ops: Int, plan p: DirectConvPlan, pw: Int, ow: Int) {
         let (cin, st, cout) = (p.cin, p.stride, p.cout)
         let (b0, b1) = (vload(bp), vload(bp + 8))
         var ox = 0
@@ -135,7 +148,7 @@ struct DirectConvPlan {
             let count = min(4, ow - ox)
             var a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1
             for ky in 0..<p.kh {
-                let rowBase = s + ((b * ph + oy * st + ky) * pw) * cin
+                let rowBase = s + ky * pw * cin
                 for kx in 0..<p.kw {
                     let wTap = wp + (ky * p.kw + kx) * cin * 16
                     let i0 = rowBase + ((ox) * st + kx) * cin
@@ -153,12 +166,12 @@ struct DirectConvPlan {
                     }
                 }
             }
-            let o = d + ((b * oh + oy) * ow + ox) * cout
+            let o = d + ox * ops
             let tail = cout - 8
             vstore(a00, o); store(a01, o + 8, count: tail)
-            if count > 1 { vstore(a10, o + cout); store(a11, o + cout + 8, count: tail) }
-            if count > 2 { vstore(a20, o + 2 * cout); store(a21, o + 2 * cout + 8, count: tail) }
-            if count > 3 { vstore(a30, o + 3 * cout); store(a31, o + 3 * cout + 8, count: tail) }
+            if count > 1 { vstore(a10, o + ops); store(a11, o + ops + 8, count: tail) }
+            if count > 2 { vstore(a20, o + 2 * ops); store(a21, o + 2 * ops + 8, count: tail) }
+            if count > 3 { vstore(a30, o + 3 * ops); store(a31, o + 3 * ops + 8, count: tail) }
             ox += 4
         }
     }
@@ -166,8 +179,7 @@ struct DirectConvPlan {
     /// One output row, 17–32 output channels: two pixels × four vectors per iteration
     /// (weights are padded to four vectors, so 17–24 channels waste one lane group).
     private static func row4(_ s: UnsafePointer<Float>, _ wp: UnsafePointer<Float>, _ bp: UnsafePointer<Float>,
-                             _ d: UnsafeMutablePointer<Float>, b: Int, oy: Int, plan p: DirectConvPlan,
-                             ph: Int, pw: Int, oh: Int, ow: Int) {
+                             _ d: UnsafeMutablePointer<Float>, ops: Int, plan p: DirectConvPlan, pw: Int, ow: Int) {
         let (cin, st, cout, lanes) = (p.cin, p.stride, p.cout, p.vectors * 8)
         let b0 = vload(bp), b1 = vload(bp + 8), b2 = vload(bp + 16)
         let b3 = lanes > 24 ? vload(bp + 24) : Vec8(repeating: 0)
@@ -177,7 +189,7 @@ struct DirectConvPlan {
             var a0 = b0, a1 = b1, a2 = b2, a3 = b3
             var c0 = b0, c1 = b1, c2 = b2, c3 = b3
             for ky in 0..<p.kh {
-                let rowBase = s + ((b * ph + oy * st + ky) * pw) * cin
+                let rowBase = s + ky * pw * cin
                 for kx in 0..<p.kw {
                     let wTap = wp + (ky * p.kw + kx) * cin * lanes
                     let i0 = rowBase + (ox * st + kx) * cin
@@ -201,9 +213,9 @@ struct DirectConvPlan {
                     }
                 }
             }
-            let o = d + ((b * oh + oy) * ow + ox) * cout
+            let o = d + ox * ops
             store4(a0, a1, a2, a3, o, cout: cout)
-            if pair { store4(c0, c1, c2, c3, o + cout, cout: cout) }
+            if pair { store4(c0, c1, c2, c3, o + ops, cout: cout) }
             ox += 2
         }
     }
@@ -218,14 +230,13 @@ struct DirectConvPlan {
 
     /// One output row, any channel count (one pixel at a time; the general fallback).
     private static func rowN(_ s: UnsafePointer<Float>, _ wp: UnsafePointer<Float>, _ bp: UnsafePointer<Float>,
-                             _ d: UnsafeMutablePointer<Float>, b: Int, oy: Int, plan p: DirectConvPlan,
-                             ph: Int, pw: Int, oh: Int, ow: Int, lanes: Int) {
-        let (cin, st, cout, v) = (p.cin, p.stride, p.cout, p.vectors)
+                             _ d: UnsafeMutablePointer<Float>, ops: Int, plan p: DirectConvPlan, pw: Int, ow: Int) {
+        let (cin, st, cout, v, lanes) = (p.cin, p.stride, p.cout, p.vectors, p.vectors * 8)
         var acc = [Vec8](repeating: .zero, count: v)
         for ox in 0..<ow {
             for j in 0..<v { acc[j] = vload(bp + 8 * j) }
             for ky in 0..<p.kh {
-                let rowBase = s + ((b * ph + oy * st + ky) * pw) * cin
+                let rowBase = s + ky * pw * cin
                 for kx in 0..<p.kw {
                     let wTap = wp + (ky * p.kw + kx) * cin * lanes
                     let i0 = rowBase + (ox * st + kx) * cin
@@ -235,8 +246,75 @@ struct DirectConvPlan {
                     }
                 }
             }
-            let o = d + ((b * oh + oy) * ow + ox) * cout
+            let o = d + ox * ops
             for j in 0..<v { store(acc[j], o + 8 * j, count: min(8, cout - 8 * j)) }
         }
+    }
+}
+
+/// Nearest-neighbour 2× upsampling followed by a 3×3, stride-1, zero-padded-by-1
+/// convolution (TAESD's decoder: `nn.Upsample(scale_factor=2)` then `conv`), computed on
+/// the small input. Each output pixel (2i + py, 2j + px) sees only a 2×2 block of input
+/// pixels, so each of the four phases (py, px) is a 2×2 convolution whose taps sum the
+/// 3×3 taps that land on the same input pixel: 4 multiply-adds per channel pair where
+/// the upsampled convolution does 9, and the 4×-sized upsampled tensor is never made.
+/// Outputs match upsample-then-convolve up to the order of the float sums.
+public struct UpsampledConvPlan: Sendable {
+    let phases: [DirectConvPlan]  // py · 2 + px
+    public let cin: Int, cout: Int
+
+    /// Narrow layers only (the direct convolution's range).
+    public static func applies(cin: Int, cout: Int) -> Bool { cout <= DirectConvPlan.maxOutputChannels }
+
+    /// The plan for a 3×3, stride-1, padding-1 convolution; nil for any other, or one too
+    /// wide for the direct kernels (those keep upsample-then-convolve).
+    public init?(_ conv: Conv2dKernel) {
+        guard conv.kernelH == 3, conv.kernelW == 3, conv.stride == 1, conv.padding == (1, 1, 1, 1),
+              Self.applies(cin: conv.inChannels, cout: conv.outChannels) else { return nil }
+        self.init(packedWeight: conv.packedWeight, bias: conv.bias, cin: conv.inChannels, cout: conv.outChannels)
+    }
+
+    /// - Parameter packedWeight: [Cout, 3, 3, Cin] (Conv2dKernel's packing).
+    public init(packedWeight: [Float], bias: [Float]?, cin: Int, cout: Int) {
+        precondition(packedWeight.count == cout * cin * 9 && Self.applies(cin: cin, cout: cout))
+        self.cin = cin
+        self.cout = cout
+        // Phase p of an axis: which of the 2 input taps each 3×3 tap k lands on
+        // (p = 0: k 0 → tap 0, k 1, 2 → tap 1; p = 1: k 0, 1 → tap 0, k 2 → tap 1).
+        func tap(_ p: Int, _ k: Int) -> Int { p == 0 ? (k == 0 ? 0 : 1) : (k == 2 ? 1 : 0) }
+        var phases: [DirectConvPlan] = []
+        for py in 0..<2 { for px in 0..<2 {
+            var packed = [Float](repeating: 0, count: cout * 4 * cin)  // [cout][2][2][cin]
+            for o in 0..<cout { for i in 0..<cin { for ky in 0..<3 { for kx in 0..<3 {
+                packed[((o * 2 + tap(py, ky)) * 2 + tap(px, kx)) * cin + i] += packedWeight[((o * 3 + ky) * 3 + kx) * cin + i]
+            } } } }
+            phases.append(DirectConvPlan(packedWeight: packed, bias: bias, cin: cin, cout: cout, kh: 2, kw: 2,
+                                         stride: 1, padding: (1, 1, 1, 1), origin: (py, px)))
+        } }
+        self.phases = phases
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        precondition(x.rank == 4 && x.c == cin, "UpsampledConv: input \(x.shape) does not have \(cin) channels")
+        let (n, h, w) = (x.n, x.h, x.w)
+        let padded = DirectConvPlan.pad(x, (1, 1, 1, 1))
+        var out = Tensor(uninitialized: [n, 2 * h, 2 * w, cout])
+        FlopCounter.add(2 * n * 4 * h * w * cout * cin * 9)  // counted as the upsampled 3×3 convolution
+        padded.data.withUnsafeBufferPointer { src in
+            out.data.withUnsafeMutableBufferPointer { dst in
+                let (s, d) = (src.baseAddress!, dst.baseAddress!)
+                // One item = one input row of one image in one phase: an output row's every other pixel.
+                parallelRanges(4 * n * h, minPerThread: 2) { items in
+                    for item in items {
+                        let (phase, row) = (item / (n * h), item % (n * h))
+                        let (b, i) = (row / h, row % h)
+                        let (py, px) = (phase / 2, phase % 2)
+                        phases[phase].run(s, ph: h + 2, pw: w + 2, b: b, oy: i, ow: w,
+                                          into: d + ((b * 2 * h + 2 * i + py) * 2 * w + px) * cout, pixelStride: 2 * cout)
+                    }
+                }
+            }
+        }
+        return out
     }
 }

@@ -32,6 +32,36 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testUpsampledConvolutionMatchesUpsampleThenConvolve() {
+        // (cin, cout, h, w): every direct row kernel (≤ 8, 9–16, 17–32 channels with partial
+        // vectors) and widths that leave partial pixel groups.
+        let cases = [(16, 16, 5, 7), (16, 12, 4, 5), (16, 3, 3, 6), (5, 27, 4, 3), (3, 32, 2, 9), (8, 1, 1, 1)]
+        for (i, (cin, cout, h, w)) in cases.enumerated() {
+            let x = Reference.randomTensor([2, h, w, cin], seed: UInt64(300 + i))
+            let weight = Reference.randomTensor([cout, cin, 3, 3], seed: UInt64(400 + i)).data.array
+            let bias = Reference.randomTensor([cout], seed: UInt64(500 + i)).data.array
+            let conv = Conv2dKernel(torchWeight: weight, bias: i % 2 == 0 ? bias : nil, inChannels: cin, outChannels: cout,
+                                    kernelH: 3, kernelW: 3, stride: 1, padding: (1, 1, 1, 1))
+            let plan = UpsampledConvPlan(conv)
+            XCTAssertNotNil(plan, "case \(i)")
+            let up = upsampleNearest(x, height: 2 * h, width: 2 * w)
+            let ref = Reference.conv2d(up, weight: weight, bias: i % 2 == 0 ? bias : nil, cout: cout, kh: 3, kw: 3,
+                                       stride: 1, pad: (1, 1, 1, 1))
+            let ours = plan!(x)
+            XCTAssertEqual(ours.shape, [2, 2 * h, 2 * w, cout], "case \(i)")
+            XCTAssertLessThan(maxRelativeError(ours, ref), 1e-5, "case \(i)")
+        }
+        // Only narrow 3×3, stride-1, padding-1 layers fuse.
+        func conv(_ cout: Int, k: Int = 3, stride: Int = 1, pad: Int = 1) -> Conv2dKernel {
+            Conv2dKernel(torchWeight: [Float](repeating: 0.1, count: cout * 4 * k * k), bias: nil, inChannels: 4,
+                         outChannels: cout, kernelH: k, kernelW: k, stride: stride, padding: (pad, pad, pad, pad))
+        }
+        XCTAssertNil(UpsampledConvPlan(conv(64)))
+        XCTAssertNil(UpsampledConvPlan(conv(8, stride: 2)))
+        XCTAssertNil(UpsampledConvPlan(conv(8, pad: 0)))
+        XCTAssertNil(UpsampledConvPlan(conv(8, k: 1, pad: 0)))
+    }
+
     func testConv2dChunksLargeInputsWithoutChangingResults() {
         // 8M-float patch budget / (3·3·64) ≈ 14.5k rows per chunk: 2·96·96 rows forces two chunks.
         let x = Reference.randomTensor([2, 96, 96, 64], seed: 7)

@@ -36,6 +36,8 @@ enum TinyLayer {
     case block(AutoencoderTinyBlock)
     case activation(Activation)
     case upsample(Int)
+    /// `upsample(2)` and the 3×3 `conv` after it, run as one (UpsampledConvPlan).
+    case upsampledConv(UpsampledConvPlan)
 
     func callAsFunction(_ x: Tensor) -> Tensor {
         switch self {
@@ -46,7 +48,26 @@ enum TinyLayer {
             a.apply(&y)
             return y
         case .upsample(let f): return upsampleNearest(x, height: x.h * f, width: x.w * f)
+        case .upsampledConv(let plan): return OpProfile.section(.convDirect) { plan(x) }
         }
+    }
+
+    /// The layers with each 2× upsample and the narrow 3×3 convolution after it fused
+    /// (after loading: the weights' names count the unfused nn.Sequential entries).
+    static func fusingUpsampledConvolutions(_ layers: [TinyLayer]) -> [TinyLayer] {
+        var fused: [TinyLayer] = []
+        var i = 0
+        while i < layers.count {
+            if case .upsample(2) = layers[i], i + 1 < layers.count, case .conv(let c) = layers[i + 1],
+               let plan = UpsampledConvPlan(c.kernel) {
+                fused.append(.upsampledConv(plan))
+                i += 2
+            } else {
+                fused.append(layers[i])
+                i += 1
+            }
+        }
+        return fused
     }
 }
 
@@ -106,7 +127,7 @@ public struct DecoderTiny: Sendable {
             layers.append(.conv(try Conv2d(next(), inChannels: channels, outChannels: isFinal ? outChannels : channels,
                                            kernelSize: 3, padding: 1, bias: isFinal)))
         }
-        self.layers = layers
+        self.layers = TinyLayer.fusingUpsampledConvolutions(layers)
     }
 
     public func callAsFunction(_ latent: Tensor) -> Tensor {
