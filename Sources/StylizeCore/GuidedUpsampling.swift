@@ -81,12 +81,15 @@ public func applyAffineColor(_ coefficients: Tensor, to image: Tensor) -> Tensor
         columns.data[2 * x] = sx.rounded(.down)
         columns.data[2 * x + 1] = sx - sx.rounded(.down)
     }
-    // One interpolated coefficient row per output row, per thread lane.
+    // One interpolated coefficient row per output row, per thread lane, transposed per
+    // pixel to columns [a·0 a·1 a·2 –] of the 3×3 matrix and the offset: the output is
+    // then three multiply-adds of SIMD4 columns, with no horizontal sums.
     columns.data.withUnsafeBufferPointer { taps in
     coefficients.data.withUnsafeBufferPointer { cf in
         image.data.withUnsafeBufferPointer { img in
             out.data.withUnsafeMutableBufferPointer { dst in
-                parallelLanes(n * H, scratch: w * 12) { rows, rowBuffer in
+                parallelLanes(n * H, scratch: w * 16) { rows, rowBuffer in
+                    let lo = SIMD4<Float>(repeating: -1), hi = SIMD4<Float>(repeating: 1)
                     for row in rows {
                         let (b, y) = (row / H, row % H)
                         let sy = max(0, min(Float(h - 1), (Float(y) + 0.5) * Float(h) / Float(H) - 0.5))
@@ -94,19 +97,28 @@ public func applyAffineColor(_ coefficients: Tensor, to image: Tensor) -> Tensor
                         let wy = sy - Float(y0)
                         let r0 = cf.baseAddress! + ((b * h + y0) * w) * 12
                         let r1 = cf.baseAddress! + ((b * h + y1) * w) * 12
-                        for k in 0..<(w * 12) { rowBuffer[k] = r0[k] + wy * (r1[k] - r0[k]) }
+                        for x in 0..<w {
+                            let (p0, p1, t) = (r0 + 12 * x, r1 + 12 * x, rowBuffer + 16 * x)
+                            // coefficient (channel c, input i) at 4c + i goes to column i, lane c
+                            for c in 0..<3 { for i in 0..<4 {
+                                t[4 * i + c] = p0[4 * c + i] + wy * (p1[4 * c + i] - p0[4 * c + i])
+                            } }
+                            t[3] = 0; t[7] = 0; t[11] = 0; t[15] = 0
+                        }
                         let src = img.baseAddress! + ((b * H + y) * W) * 3
                         let o = dst.baseAddress! + ((b * H + y) * W) * 3
                         for x in 0..<W {
                             let x0 = Int(taps[2 * x]), x1 = min(x0 + 1, w - 1)
                             let wx = taps[2 * x + 1]
-                            let input = SIMD4<Float>(src[3 * x], src[3 * x + 1], src[3 * x + 2], 1)
-                            for ch in 0..<3 {
-                                let p0 = UnsafeRawPointer(rowBuffer + x0 * 12 + 4 * ch).loadUnaligned(as: SIMD4<Float>.self)
-                                let p1 = UnsafeRawPointer(rowBuffer + x1 * 12 + 4 * ch).loadUnaligned(as: SIMD4<Float>.self)
-                                let v = ((p0 + wx * (p1 - p0)) * input).sum()
-                                o[3 * x + ch] = max(-1, min(1, v))
-                            }
+                            let (c0, c1) = (rowBuffer + 16 * x0, rowBuffer + 16 * x1)
+                            let a0 = vload(c0), a1 = vload(c1), b0 = vload(c0 + 8), b1 = vload(c1 + 8)
+                            let m01 = a0 + wx * (a1 - a0), m23 = b0 + wx * (b1 - b0)
+                            var v = m23.highHalf
+                            v += m01.lowHalf * src[3 * x]
+                            v += m01.highHalf * src[3 * x + 1]
+                            v += m23.lowHalf * src[3 * x + 2]
+                            v = v.replacing(with: lo, where: v .< lo).replacing(with: hi, where: v .> hi)
+                            o[3 * x] = v[0]; o[3 * x + 1] = v[1]; o[3 * x + 2] = v[2]
                         }
                     }
                 }

@@ -55,6 +55,31 @@ final class GuidedUpsamplingTests: XCTestCase {
         } }
     }
 
+    /// Random maps on a random frame, against the definition: every coefficient
+    /// interpolated bilinearly, then out_c = Σ_i a_ci · in_i + b_c, clamped to [-1, 1].
+    func testAffineMapsMatchTheirDefinitionPixelByPixel() {
+        let (n, h, w, H, W) = (2, 5, 7, 15, 23)
+        let maps = Reference.randomTensor([n, h, w, 12], seed: 31, scale: 0.8)
+        let frame = image(n, H, W, seed: 32)
+        let out = applyAffineColor(maps, to: frame)
+        for b in 0..<n { for y in 0..<H { for x in 0..<W {
+            let sx = max(0, min(Float(w - 1), (Float(x) + 0.5) * Float(w) / Float(W) - 0.5))
+            let sy = max(0, min(Float(h - 1), (Float(y) + 0.5) * Float(h) / Float(H) - 0.5))
+            let (x0, y0) = (Int(sx), Int(sy)), (x1, y1) = (min(Int(sx) + 1, w - 1), min(Int(sy) + 1, h - 1))
+            let (fx, fy) = (sx - Float(x0), sy - Float(y0))
+            func k(_ yy: Int, _ xx: Int, _ j: Int) -> Float { maps.data[((b * h + yy) * w + xx) * 12 + j] }
+            for c in 0..<3 {
+                var v: Float = 0
+                for i in 0..<4 {
+                    let j = 4 * c + i
+                    let a = (1 - fy) * ((1 - fx) * k(y0, x0, j) + fx * k(y0, x1, j)) + fy * ((1 - fx) * k(y1, x0, j) + fx * k(y1, x1, j))
+                    v += a * (i == 3 ? 1 : frame.data[((b * H + y) * W + x) * 3 + i])
+                }
+                XCTAssertEqual(out.data[((b * H + y) * W + x) * 3 + c], max(-1, min(1, v)), accuracy: 1e-5, "(\(b), \(x), \(y), \(c))")
+            }
+        } } }
+    }
+
     /// A target that is a global affine colour transform of the guide: the filter recovers
     /// it, and applied to the full-resolution frame it gives that transform of the frame.
     func testGuidedFilterRecoversAnAffineColourTransform() {

@@ -33,9 +33,13 @@ final class WorkingResolutionTests: XCTestCase {
     func testWorkingSizeFollowsScaleCapAndMultiple() {
         var w = WorkingResolution()
         XCTAssertTrue(w.size(height: 480, width: 640, scale: 1, multiple: 32) == (480, 640))
-        XCTAssertTrue(w.size(height: 480, width: 640, scale: 0.5, multiple: 32) == (240, 320))
+        XCTAssertTrue(w.size(height: 480, width: 640, scale: 0.5, multiple: 32) == (224, 320), "240 rounds down to 7 × 32")
+        XCTAssertTrue(w.size(height: 256, width: 256, scale: 0.5, multiple: 32) == (128, 128))
+        XCTAssertTrue(w.size(height: 100, width: 60, scale: 1, multiple: 32) == (100, 60), "full size: the frame's own")
         w.maxPixels = 320 * 240
-        XCTAssertTrue(w.size(height: 720, width: 1280, scale: 1, multiple: 32) == (208, 370), "aspect kept, 76 960 pixels")
+        XCTAssertTrue(w.size(height: 720, width: 1280, scale: 1, multiple: 32) == (192, 352),
+                      "208 × 370 at the cap's scale, each side down to a multiple: under the cap, aspect nearly kept")
+        XCTAssertTrue(w.size(height: 480, width: 640, scale: 1, multiple: 32) == (224, 320))
         XCTAssertTrue(w.size(height: 40, width: 40, scale: 0.1, multiple: 32) == (32, 32), "never below the size multiple")
     }
 

@@ -127,9 +127,14 @@ class TorchEngine:
             affine = self.cfg.get("output_head") == "affine"
             x = full
             if affine:  # the working resolution, as the engine's resizeArea (exact for whole factors)
-                scale = self.cfg.get("working", {}).get("scale", 1)
+                wk = self.cfg.get("working", {})
                 h, w = img.shape[:2]
-                wh, ww = round(h * scale), round(w * scale)
+                f = min(1.0, wk.get("scale", 1))
+                if wk.get("max_pixels", 0) > 0:
+                    f = min(f, (wk["max_pixels"] / (h * w)) ** 0.5)
+                # WorkingResolution.size: each side rounded down to a whole multiple of the U-Net's
+                m = 8 * (1 << (len(self.unet.config.block_out_channels) - 1))
+                wh, ww = ((min(n, max(m, int(n * f + 0.5) // m * m)) if f < 1 else n) for n in (h, w))
                 x = self.train.to_tensor(cv2.resize(img, (ww, wh), interpolation=cv2.INTER_AREA)[None]) \
                     if (h % wh or w % ww) else torch.nn.functional.avg_pool2d(full, (h // wh, w // ww))
             src = self.vae.encoder(x) * sf

@@ -465,7 +465,8 @@ class Nano:
             f = min(f, math.sqrt(self.max_pixels / (h * w)))
         if f >= 1:
             return h, w
-        side = lambda n: min(n, max(self.multiple, int(math.floor(n * f + 0.5))))  # noqa: E731
+        # each side rounded down to a whole multiple, as the Swift engine does
+        side = lambda n: min(n, max(self.multiple, int(math.floor(n * f + 0.5)) // self.multiple * self.multiple))  # noqa: E731
         return side(h), side(w)
 
     def padded_size(self, h: int, w: int) -> tuple[int, int]:
