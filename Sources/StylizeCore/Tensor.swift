@@ -36,6 +36,38 @@ public struct Tensor: Sendable {
         Tensor(shape: newShape, data: data)
     }
 
+    /// The items `indices` of the first dimension, in that order, as a new tensor
+    /// (a pooled copy): a batch's slice, or one frame of it.
+    public func batchItems(_ indices: some Collection<Int>) -> Tensor {
+        let per = shape.dropFirst().reduce(1, *)
+        var out = Tensor(uninitialized: [indices.count] + Array(shape.dropFirst()))
+        out.data.withUnsafeMutableBufferPointer { o in
+            data.withUnsafeBufferPointer { src in
+                for (k, i) in indices.enumerated() {
+                    precondition(i >= 0 && i < shape[0], "Tensor: item \(i) of a batch of \(shape[0])")
+                    (o.baseAddress! + k * per).update(from: src.baseAddress! + i * per, count: per)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Tensors of equal trailing shape stacked along the first dimension (a pooled copy).
+    public static func concatenatingBatches(_ parts: [Tensor]) -> Tensor {
+        precondition(!parts.isEmpty)
+        let tail = Array(parts[0].shape.dropFirst())
+        precondition(parts.allSatisfy { Array($0.shape.dropFirst()) == tail }, "Tensor: batches of different shapes")
+        var out = Tensor(uninitialized: [parts.reduce(0) { $0 + $1.shape[0] }] + tail)
+        out.data.withUnsafeMutableBufferPointer { o in
+            var at = 0
+            for part in parts {
+                part.data.withUnsafeBufferPointer { o.baseAddress!.advanced(by: at).update(from: $0.baseAddress!, count: $0.count) }
+                at += part.count
+            }
+        }
+        return out
+    }
+
     // NHWC accessors: most kernels need these four numbers.
     public var n: Int { shape[0] }
     public var h: Int { shape[1] }

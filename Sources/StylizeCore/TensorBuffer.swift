@@ -133,14 +133,17 @@ extension TensorBuffer: CustomStringConvertible {
 @usableFromInline final class TensorStorage {
     @usableFromInline let base: UnsafeMutablePointer<Float>
     @usableFromInline let count: Int
+    /// The pool lane it was taken in, and goes back to (whichever thread frees it).
+    @usableFromInline let lane: Int
 
     @usableFromInline init(count: Int) {
         precondition(count >= 0, "TensorBuffer: negative size \(count)")
         self.count = count
-        self.base = TensorBufferPool.take(count)
+        self.lane = TensorBufferPool.currentLane
+        self.base = TensorBufferPool.take(count, lane: lane)
     }
 
-    deinit { TensorBufferPool.give(base, count) }
+    deinit { TensorBufferPool.give(base, count, lane: lane) }
 }
 
 /// Free blocks kept by exact size for reuse.
@@ -199,6 +202,35 @@ public enum TensorBufferPool {
         for b in blocks { UnsafeMutableRawPointer(b).deallocate() }
     }
 
+    /// Runs `body` with this thread's buffers taken from (and given back to) lane `lane`'s
+    /// free lists. Work split into concurrent lanes (`DenoiserLanes`) gives each lane its
+    /// own lists: each lane then asks for the same blocks in the same order on every call,
+    /// whereas shared lists would need, at the moment both lanes peak, blocks that an
+    /// earlier, differently interleaved call never held, and allocate after warm-up.
+    public static func withLane<R>(_ lane: Int, _ body: () throws -> R) rethrows -> R {
+        let was = pthread_getspecific(laneKey)
+        pthread_setspecific(laneKey, UnsafeRawPointer(bitPattern: lane + 1))
+        defer { pthread_setspecific(laneKey, was) }
+        return try body()
+    }
+
+    @usableFromInline static var currentLane: Int {
+        guard let own = pthread_getspecific(laneKey) else { return 0 }
+        return Int(bitPattern: own) - 1
+    }
+
+    private static let laneKey: pthread_key_t = {
+        var key = pthread_key_t()
+        let status = pthread_key_create(&key, nil)
+        if status != 0 { fatalError("TensorBufferPool: pthread_key_create failed (\(status))") }
+        return key
+    }()
+
+    struct SizeKey: Hashable {
+        let lane: Int
+        let count: Int
+    }
+
     /// A class, so popping and pushing a block mutates the list in place: through the
     /// dictionary's value, every take copied the dictionary's storage (a malloc per buffer).
     final class FreeList {
@@ -211,7 +243,7 @@ public enum TensorBufferPool {
     }
 
     struct State {
-        var free: [Int: FreeList] = [:]
+        var free: [SizeKey: FreeList] = [:]
         var statistics = Statistics()
         var limitBytes = 4 << 30
     }
@@ -220,9 +252,9 @@ public enum TensorBufferPool {
     /// AVX2 loads and stores prefer 32-byte alignment; 64 keeps a buffer on cache lines.
     static let alignment = 64
 
-    @usableFromInline static func take(_ count: Int) -> UnsafeMutablePointer<Float> {
+    @usableFromInline static func take(_ count: Int, lane: Int) -> UnsafeMutablePointer<Float> {
         let reused = state.withLock { s -> FreeBlock? in
-            if let p = s.free[count]?.blocks.popLast() {
+            if let p = s.free[SizeKey(lane: lane, count: count)]?.blocks.popLast() {
                 s.statistics.reused += 1
                 s.statistics.pooledBytes -= count * 4
                 return p
@@ -236,16 +268,17 @@ public enum TensorBufferPool {
             .bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
-    @usableFromInline static func give(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
+    @usableFromInline static func give(_ p: UnsafeMutablePointer<Float>, _ count: Int, lane: Int) {
         let block = FreeBlock(base: p)
         let kept = state.withLock { s -> Bool in
             guard s.statistics.pooledBytes + count * 4 <= s.limitBytes else { return false }
-            if let list = s.free[count] {
+            let key = SizeKey(lane: lane, count: count)
+            if let list = s.free[key] {
                 list.blocks.append(block)
             } else {
                 let list = FreeList()
                 list.blocks.append(block)
-                s.free[count] = list
+                s.free[key] = list
             }
             s.statistics.pooledBytes += count * 4
             return true

@@ -165,7 +165,7 @@ final class ControlState: @unchecked Sendable {
     func hooks(for control: LoadedControl, padded: Tensor, latentHeight: Int, latentWidth: Int,
                strength: Float, refreshInterval: Int) throws -> LinearInputHooks? {
         guard strength > 0 else { return nil }
-        if control.spec.image == .previousOutput { newestInput = Self.frame(padded, index: padded.n - 1) }
+        if control.spec.image == .previousOutput { newestInput = padded.batchItems([padded.n - 1]) }
         let perFrame = refreshInterval <= 1
         if conditioning == nil || conditionedSize.height != padded.h || conditionedSize.width != padded.w
             || batchesSinceRefresh >= max(1, refreshInterval)
@@ -200,7 +200,7 @@ final class ControlState: @unchecked Sendable {
     }
 
     private func controlImages(_ spec: ControlSpec, padded: Tensor, perFrame: Bool) throws -> Tensor {
-        let frames = perFrame ? padded : Self.frame(padded, index: padded.n - 1)
+        let frames = perFrame ? padded : padded.batchItems([padded.n - 1])
         switch spec.image {
         case .frame: return frames
         case .edges: return edgeMap(frames, settings: spec.edges)
@@ -211,15 +211,6 @@ final class ControlState: @unchecked Sendable {
         }
     }
 
-    /// Frame `index` of an NHWC batch as a batch of one (pooled copy).
-    static func frame(_ t: Tensor, index: Int) -> Tensor {
-        let per = t.h * t.w * t.c
-        var out = Tensor(uninitialized: [1, t.h, t.w, t.c])
-        out.data.withUnsafeMutableBufferPointer { o in
-            t.data.withUnsafeBufferPointer { o.baseAddress!.update(from: $0.baseAddress! + index * per, count: per) }
-        }
-        return out
-    }
 }
 
 /// A stream's control adapter as one batch applies it.

@@ -206,7 +206,7 @@ struct PreviousOutputWarp {
                 (source, t) = (previous, first)
             } else {
                 let c = Self.composed(anchorFlows[i], anchorFlows[i - 1])
-                (source, t) = (Self.padded(ControlState.frame(decoded, index: i - 1), height: ph, width: pw),
+                (source, t) = (Self.padded(decoded.batchItems([i - 1]), height: ph, width: pw),
                                Self.trusted(backward: c.backward, occluded: c.occluded, factor: factor, height: ph, width: pw))
             }
             let warped = FlowWarp.warp(source, flow: t.flow).warped

@@ -61,8 +61,8 @@ public final class Stylizer: Sendable {
                                            noise: { noise(0) })
         for (i, t) in timesteps.enumerated() {
             let input = mode.unetInput(try scheduler.scaleModelInput(x, timestep: t), source: source)
-            let output = try model.denoiser(DenoiserInputs(sample: input, timesteps: [t], encoderHiddenStates: context,
-                                                           linearHooks: hooks))
+            let output = try DenoiserLanes.run(model.denoiser, DenoiserInputs(sample: input, timesteps: [t], encoderHiddenStates: context,
+                                                                              linearHooks: hooks))
             let stepNoise = try scheduler.stepUsesNoise(at: t) ? noise(i + 1) : nil
             x = try scheduler.step(modelOutput: mode.prediction(output, width: x.w), timestep: t, sample: x,
                                    noise: stepNoise).prevSample
@@ -77,8 +77,8 @@ public final class Stylizer: Sendable {
         adapters?.adjust(decoded: &decoded)
         if let adapters, adapters.wantsOutput {
             // The previous-output source keeps only the newest frame: the head runs on it alone.
-            let newest = ControlState.frame(decoded, index: b - 1)
-            adapters.output(model.config.outputHead.workingOutput(newest, working: ControlState.frame(working, index: b - 1)),
+            let newest = decoded.batchItems([b - 1])
+            adapters.output(model.config.outputHead.workingOutput(newest, working: working.batchItems([b - 1])),
                             decoded: newest)
         }
         let out = model.config.outputHead.output(decoded, working: working, frames: frames, spec: model.config.working)

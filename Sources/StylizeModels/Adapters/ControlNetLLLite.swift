@@ -307,8 +307,13 @@ public struct LLLiteConditioning: Sendable {
 /// sample b is term[b], or term[0] when it is shared).
 struct LLLiteHook: LinearInputHook {
     let module: LLLiteModule
-    let term: Tensor   // [Bc, T, mlp]
+    let term: Tensor   // [Bc, T, mlp]; item b of a call reads term b % Bc
     let multiplier: Float
+
+    func slicingBatch(_ range: Range<Int>, of batch: Int) -> any LinearInputHook {
+        if term.n == 1 || (range.lowerBound % term.n == 0 && range.count % term.n == 0) { return self }
+        return LLLiteHook(module: module, term: term.batchItems(range.map { $0 % term.n }), multiplier: multiplier)
+    }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
         let m = module

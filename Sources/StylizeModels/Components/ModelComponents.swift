@@ -67,6 +67,23 @@ public struct HookableLinear: Hashable, Sendable {
 }
 
 /// The model the denoise loop steps: noisy latent (+ context) in, prediction out.
+extension DenoiserInputs {
+    /// The inputs of items `range` of this batch, for a call on those items alone:
+    /// per-item tensors are sliced, shared ones (one timestep, one context) kept.
+    public func slicingBatch(_ range: Range<Int>) -> DenoiserInputs {
+        let batch = sample.n
+        func items(_ t: Tensor?) -> Tensor? {
+            guard let t, t.shape.first == batch, batch > 1 else { return t }
+            return t.batchItems(range)
+        }
+        return DenoiserInputs(sample: sample.batchItems(range),
+                              timesteps: timesteps.count == batch && batch > 1 ? Array(timesteps[range]) : timesteps,
+                              encoderHiddenStates: items(encoderHiddenStates)!, timestepCond: items(timestepCond),
+                              textEmbeds: items(textEmbeds), timeIds: items(timeIds),
+                              linearHooks: linearHooks?.slicingBatch(range, of: batch))
+    }
+}
+
 public protocol Denoiser: ModelComponent {
     var inChannels: Int { get }
     var outChannels: Int { get }

@@ -50,6 +50,13 @@ public struct Linear: Sendable {
 public protocol LinearInputHook: Sendable {
     /// `x` [B, T, in_features] → the input the Linear multiplies, same shape.
     func callAsFunction(_ x: Tensor) -> Tensor
+    /// The hook for items `range` of a `batch`-sized call, run on their own
+    /// (`DenoiserInputs.slicingBatch`). Hooks that treat every item alike return self.
+    func slicingBatch(_ range: Range<Int>, of batch: Int) -> any LinearInputHook
+}
+
+extension LinearInputHook {
+    public func slicingBatch(_ range: Range<Int>, of batch: Int) -> any LinearInputHook { self }
 }
 
 /// The hooks of one denoiser call, by Linear name. Passed down with the call (`UNetInputs`),
@@ -62,6 +69,11 @@ public struct LinearInputHooks: Sendable {
 
     public subscript(name: String) -> (any LinearInputHook)? { byName[name] }
     public var names: [String] { Array(byName.keys) }
+
+    /// Every hook for items `range` of a `batch`-sized call.
+    public func slicingBatch(_ range: Range<Int>, of batch: Int) -> LinearInputHooks {
+        LinearInputHooks(byName.mapValues { $0.slicingBatch(range, of: batch) })
+    }
 
     /// Both sets of hooks; on a Linear hooked by both, `other`'s hook reads what this set's
     /// hook made of the input.
@@ -76,6 +88,10 @@ struct ChainedHook: LinearInputHook {
     let second: any LinearInputHook
 
     func callAsFunction(_ x: Tensor) -> Tensor { second(first(x)) }
+
+    func slicingBatch(_ range: Range<Int>, of batch: Int) -> any LinearInputHook {
+        ChainedHook(first: first.slicingBatch(range, of: batch), second: second.slicingBatch(range, of: batch))
+    }
 }
 
 /// `torch.nn.GroupNorm` (affine) over NHWC.
