@@ -45,7 +45,7 @@ public final class Stylizer: Sendable {
         let scaling = model.codec.scalingFactor
         record(\.other, since: t0)
         t0 = StreamStatistics.now()
-        var source = try model.codec.encode(padded)
+        var source = try BatchLanes.map(padded) { try model.codec.encode($0) }
         if scaling != 1 { affineInPlace(&source, scale: scaling, shift: 0) }
         record(\.encode, since: t0)
         t0 = StreamStatistics.now()
@@ -61,7 +61,7 @@ public final class Stylizer: Sendable {
                                            noise: { noise(0) })
         for (i, t) in timesteps.enumerated() {
             let input = mode.unetInput(try scheduler.scaleModelInput(x, timestep: t), source: source)
-            let output = try DenoiserLanes.run(model.denoiser, DenoiserInputs(sample: input, timesteps: [t], encoderHiddenStates: context,
+            let output = try BatchLanes.denoise(model.denoiser, DenoiserInputs(sample: input, timesteps: [t], encoderHiddenStates: context,
                                                                               linearHooks: hooks))
             let stepNoise = try scheduler.stepUsesNoise(at: t) ? noise(i + 1) : nil
             x = try scheduler.step(modelOutput: mode.prediction(output, width: x.w), timestep: t, sample: x,
@@ -70,7 +70,7 @@ public final class Stylizer: Sendable {
         if scaling != 1 { affineInPlace(&x, scale: 1 / scaling, shift: 0) }
         record(\.unet, since: t0)
         t0 = StreamStatistics.now()
-        var decoded = try model.codec.decode(x)
+        var decoded = try BatchLanes.map(x) { try model.codec.decode($0) }
         record(\.decode, since: t0)
         t0 = StreamStatistics.now()
         if (ph, pw) != (h, w) { decoded = crop(decoded, height: h, width: w) }

@@ -3,10 +3,10 @@ import StylizeCore
 import StylizeModels
 import XCTest
 
-/// A batch run as concurrent lanes (`DenoiserLanes`) gives every item what the
+/// A batch run as concurrent lanes (`BatchLanes`) gives every item what the
 /// whole-batch call gives it, adapters' per-item hooks included. Not always to the bit:
 /// a smaller batch can take another convolution algorithm (Winograd wants 64 tiles).
-final class DenoiserLaneTests: XCTestCase {
+final class BatchLaneTests: XCTestCase {
     func testLanesGiveTheWholeBatchCallsBitsWithPerItemAdapterHooks() throws {
         // sd1x_down: a batch of 3 with one control image per item, so the 2 + 1 lanes
         // each need their own items' conditioning (LLLiteHook.slicingBatch).
@@ -25,7 +25,7 @@ final class DenoiserLaneTests: XCTestCase {
         inputs.linearHooks = conditioning.hooks(multiplier: try input.floats("control_multiplier")[0])
 
         let whole = try ThreadBudget.serially { try model(inputs) }
-        let lanes = try ThreadBudget.with(threads: 2) { try DenoiserLanes.run(model, inputs) }
+        let lanes = try ThreadBudget.with(threads: 2) { try BatchLanes.denoise(model, inputs) }
         XCTAssertEqual(lanes.shape, whole.shape)
         XCTAssertLessThan(lanes.maxAbsDifference(whole), 1e-5, "lanes and the whole batch differ")
         assertParity(lanes.toNCHW(), try Fixtures.tensor(output, "sample"), "lllite/\(name) in lanes")
@@ -41,6 +41,18 @@ final class DenoiserLaneTests: XCTestCase {
             return try model(first)
         }
         XCTAssertGreaterThan(wrong.maxAbsDifference(whole.batchItems([2])), 1e-3)
+    }
+
+    func testAutoencoderInLanesMatchesTheWholeBatch() throws {
+        let vae = try AutoencoderTiny(directory: Fixtures.path("vae", "taesd_narrow16"))
+        var images = Tensor(uninitialized: [3, 32, 48, 3])
+        for i in 0..<images.count { images.data[i] = sin(Float(i) * 0.37) }
+        let whole = try ThreadBudget.serially { try vae.encode(images) }
+        let lanes = try ThreadBudget.with(threads: 2) { try BatchLanes.map(images) { try vae.encode($0) } }
+        XCTAssertEqual(lanes.shape, whole.shape)
+        XCTAssertLessThan(lanes.maxAbsDifference(whole), 1e-5)
+        let decoded = try ThreadBudget.with(threads: 2) { try BatchLanes.map(whole) { try vae.decode($0) } }
+        XCTAssertLessThan(decoded.maxAbsDifference(try ThreadBudget.serially { try vae.decode(whole) }), 1e-5)
     }
 
     func testSlicingKeepsSharedInputsAndSlicesPerItemOnes() {
