@@ -44,7 +44,7 @@ echo "|---|---|---|---|---|"
 for size in $SIZES; do
     w=${size%x*} h=${size#*x}
     n=$FRAMES
-    if [ "$n" = 0 ]; then n=$(( w * h <= 65536 ? 264 : (w * h <= 307200 ? 104 : 48) )); fi
+    if [ "$n" = 0 ]; then n=$(( w * h <= 65536 ? 520 : (w * h <= 307200 ? 264 : 160) )); fi
     peak=$(.build/release/stylize-tool bench flow --size 64x64 --repeats 1 | sed -nE 's/^sgemm peak +([0-9.]+).*/\1/p')
     base=$(for _ in $(seq "$RUNS"); do elapsed "$w" "$h" 8; done | median)
     list=()
