@@ -30,10 +30,8 @@ struct ContactSheet: ParsableCommand {
             let image = try PNGCodec.read(path: input)
             var prompts = engine.model.config.styles.compactMap(\.prompts.first)
             if prompts.isEmpty { prompts = [engine.model.config.defaultPrompt] }
-            var settings = StylizeSettings()
+            var settings = engine.modelDefaults  // the model's working scale too, as the element
             settings.seed = seed
-            settings.steps = engine.model.config.steps
-            settings.strength = engine.model.config.strength
             settings.refreshInterval = 0
             settings.prompt = prompts[0]
             try engine.start(settings: settings)

@@ -34,10 +34,8 @@ struct Inspect: ParsableCommand {
             print("template      \(c.textEncoder.template.debugDescription)")
             print("default       \(c.defaultPrompt.debugDescription)")
             for s in c.styles { print("style         \(s.name): \(s.prompts.prefix(3).joined(separator: " | "))") }
-            var settings = StylizeSettings()
+            var settings = engine.modelDefaults  // the model's working scale too, as the element
             settings.prompt = c.defaultPrompt
-            settings.steps = c.steps
-            settings.strength = c.strength
             settings.refreshInterval = 0
             try engine.start(settings: settings)
             defer { engine.stop() }

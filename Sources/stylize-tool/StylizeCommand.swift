@@ -26,6 +26,8 @@ struct Stylize: ParsableCommand {
     var control: String?
     @Option(help: "Control adapter multiplier, 0-2 (default: the model's, else 1).")
     var controlStrength: Float?
+    @Option(help: "Linear scale of the resolution the model runs at, 0.05-1 (default: the model's, stylize.json \"working\"; its max_pixels still caps it).")
+    var workingScale: Float?
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
     @Argument(help: "Input PNG.")
@@ -39,15 +41,16 @@ struct Stylize: ParsableCommand {
                 ThreadBudget.threads = threads
             }
             let engine = try StylizeEngine(modelPath: model)
-            var settings = StylizeSettings()
+            // The model's own defaults (steps, strength, working scale, control), as the element takes them.
+            var settings = engine.modelDefaults
             settings.prompt = prompt
             settings.seed = seed
-            settings.steps = steps ?? engine.model.config.steps
-            settings.strength = strength ?? engine.model.config.strength
+            if let steps { settings.steps = steps }
+            if let strength { settings.strength = strength }
+            if let workingScale { settings.workingScale = min(1, max(0.05, workingScale)) }
             settings.refreshInterval = 0
-            let defaults = engine.modelDefaults
-            settings.control = control ?? defaults.control
-            settings.controlStrength = controlStrength ?? defaults.controlStrength
+            if let control { settings.control = control }
+            if let controlStrength { settings.controlStrength = controlStrength }
             settings.controlRefreshInterval = 1
             let failure = Locked<String?>(nil)
             engine.onControlEvent = { if case .failed(_, let message) = $0 { failure.withLock { $0 = message } } }

@@ -165,6 +165,15 @@ final class StylizeToolTests: XCTestCase {
         XCTAssertEqual(a, try Data(contentsOf: URL(fileURLWithPath: dir + "/b.png")))
         XCTAssertNotEqual(a, try Data(contentsOf: URL(fileURLWithPath: dir + "/c.png")))
         XCTAssertEqual(Array(a.prefix(4)), [137, 80, 78, 71])
+        // The model's working scale applies as in the element; --working-scale overrides it.
+        try #"{"conditioning_mode": "concat-channels", "working": {"scale": 0.5}, "text_encoder": {"template": "<|im_start|>user\n{image}{prompt}<|im_end|>", "image_size": [64, 64]}}"#
+            .write(toFile: model + "/stylize.json", atomically: true, encoding: .utf8)
+        try tool(["stylize", "--model", model, "--prompt", "oil painting", "--seed", "1", input, dir + "/half.png"])
+        try tool(["stylize", "--model", model, "--prompt", "oil painting", "--seed", "1", "--working-scale", "1",
+                  input, dir + "/full.png"])
+        XCTAssertNotEqual(a, try Data(contentsOf: URL(fileURLWithPath: dir + "/half.png")), "the model's working scale was ignored")
+        XCTAssertEqual(a, try Data(contentsOf: URL(fileURLWithPath: dir + "/full.png")))
+        XCTAssertEqual(try PNGCodec.read(path: dir + "/half.png").width, try PNGCodec.read(path: input).width)
         // The contact sheet tiles the input and one image per style (the default prompt here).
         try tool(["contact-sheet", "--model", model, input, dir + "/sheet.png"])
         let sheet = try PNGCodec.read(path: dir + "/sheet.png")
