@@ -188,15 +188,20 @@ final class ControlState: @unchecked Sendable {
 
     /// Keeps the batch's newest output frame (working size, [1, h, w, C]: RGB and the
     /// decoder's output) and its input for the `previous-output` source.
-    func finished(output: Tensor, decoded: Tensor) {
+    func finished(output: Tensor, decoded: Tensor, frame: Tensor?) {
         guard let input = newestInput else { return }
         newestInput = nil
-        warp.keep(input: input, output: output, decoded: decoded)
+        warp.keep(input: input, output: output, decoded: decoded, frame: frame)
     }
 
     /// The temporal blend (`ControlSpec.blend`) of this batch's decoder output.
     func blend(_ decoded: inout Tensor, alpha: Float) {
         warp.blend(&decoded, alpha: alpha)
+    }
+
+    /// The same blend on the batch's output at the frame's size.
+    func blend(output: inout Tensor, alpha: Float, workingHeight: Int, workingWidth: Int) {
+        warp.blend(output: &output, alpha: alpha, workingHeight: workingHeight, workingWidth: workingWidth)
     }
 
     private func controlImages(_ spec: ControlSpec, padded: Tensor, perFrame: Bool) throws -> Tensor {
@@ -226,9 +231,14 @@ struct ControlBatch: BatchAdapters {
     }
 
     var wantsOutput: Bool { control.spec.image == .previousOutput }
-    func output(_ rgb: Tensor, decoded: Tensor) { state.finished(output: rgb, decoded: decoded) }
+    func output(_ rgb: Tensor, decoded: Tensor, frame: Tensor?) { state.finished(output: rgb, decoded: decoded, frame: frame) }
     func adjust(decoded: inout Tensor) {
         if control.spec.image == .previousOutput { state.blend(&decoded, alpha: control.spec.blend) }
+    }
+    func adjust(output: inout Tensor, workingHeight: Int, workingWidth: Int) {
+        if control.spec.image == .previousOutput {
+            state.blend(output: &output, alpha: control.spec.blend, workingHeight: workingHeight, workingWidth: workingWidth)
+        }
     }
 }
 
@@ -256,13 +266,18 @@ struct AdapterStack: BatchAdapters {
 
     var wantsOutput: Bool { first.wantsOutput || second.wantsOutput }
 
-    func output(_ rgb: Tensor, decoded: Tensor) {
-        if first.wantsOutput { first.output(rgb, decoded: decoded) }
-        if second.wantsOutput { second.output(rgb, decoded: decoded) }
+    func output(_ rgb: Tensor, decoded: Tensor, frame: Tensor?) {
+        if first.wantsOutput { first.output(rgb, decoded: decoded, frame: frame) }
+        if second.wantsOutput { second.output(rgb, decoded: decoded, frame: frame) }
     }
 
     func adjust(decoded: inout Tensor) {
         first.adjust(decoded: &decoded)
         second.adjust(decoded: &decoded)
+    }
+
+    func adjust(output: inout Tensor, workingHeight: Int, workingWidth: Int) {
+        first.adjust(output: &output, workingHeight: workingHeight, workingWidth: workingWidth)
+        second.adjust(output: &output, workingHeight: workingHeight, workingWidth: workingWidth)
     }
 }

@@ -27,6 +27,9 @@ struct PreviousOutputWarp {
     private var previousInput: Tensor?
     private var previousOutput: Tensor?
     private var previousDecoded: Tensor?
+    /// The previous batch's newest output at the frame's size (after its blend), when
+    /// the output blend runs (an affine head); nil otherwise.
+    private var previousFrame: Tensor?
     /// This batch, from `images(for:)`, for `blend`: each frame's flows to and from the
     /// previous batch's newest input on the flow's grid, and frame 0's at the padded size.
     private var anchorFlows: [AnchorFlow] = []
@@ -51,16 +54,18 @@ struct PreviousOutputWarp {
         previousInput = nil
         previousOutput = nil
         previousDecoded = nil
+        previousFrame = nil
         anchorFlows = []
         firstFlow = nil
     }
 
     /// Keeps a batch's newest input (padded, [1, H, W, 3]), its RGB output and its decoder
     /// output (working size, replicate-padded to the input's size here).
-    mutating func keep(input: Tensor, output: Tensor, decoded: Tensor) {
+    mutating func keep(input: Tensor, output: Tensor, decoded: Tensor, frame: Tensor? = nil) {
         previousInput = input
         previousOutput = Self.padded(output, height: input.h, width: input.w)
         previousDecoded = Self.padded(decoded, height: input.h, width: input.w)
+        previousFrame = frame
         anchorFlows = []
         firstFlow = nil
     }
@@ -201,14 +206,8 @@ struct PreviousOutputWarp {
         let (ph, pw) = (previous.h, previous.w)
         let factor = Self.flowDownscale(height: ph, width: pw)
         for i in 0..<decoded.n {
-            let (source, t): (Tensor, TrustedFlow)
-            if i == 0 {
-                (source, t) = (previous, first)
-            } else {
-                let c = Self.composed(anchorFlows[i], anchorFlows[i - 1])
-                (source, t) = (Self.padded(decoded.batchItems([i - 1]), height: ph, width: pw),
-                               Self.trusted(backward: c.backward, occluded: c.occluded, factor: factor, height: ph, width: pw))
-            }
+            let t = i == 0 ? first : stepFlow(i, factor: factor, height: ph, width: pw)
+            let source = i == 0 ? previous : Self.padded(decoded.batchItems([i - 1]), height: ph, width: pw)
             let warped = FlowWarp.warp(source, flow: t.flow).warped
             decoded.data.withUnsafeMutableBufferPointer { d in
                 warped.data.withUnsafeBufferPointer { wp in
@@ -227,5 +226,83 @@ struct PreviousOutputWarp {
                 }
             }
         }
+    }
+
+    /// Frame i's flow to frame i − 1 of this batch (i ≥ 1) at the padded size, through the anchor.
+    private func stepFlow(_ i: Int, factor: Int, height: Int, width: Int) -> TrustedFlow {
+        let c = Self.composed(anchorFlows[i], anchorFlows[i - 1])
+        return Self.trusted(backward: c.backward, occluded: c.occluded, factor: factor, height: height, width: width)
+    }
+
+    /// The temporal blend of the batch's output at the frame's size ([B, H, W, 3]), for
+    /// an affine head: the same recursive filter along the motion as `blend`, with the
+    /// working-size flows (the model ran at workingHeight × workingWidth, within the padded
+    /// size the flows were found at) enlarged to the frame. Frame −1 is the previous
+    /// batch's newest output, as blended. Without this batch's flows or a previous output
+    /// of this size, `output` is left alone.
+    func blend(output: inout Tensor, alpha: Float, workingHeight h: Int, workingWidth w: Int) {
+        guard alpha > 0, let previous = previousFrame, let first = firstFlow, let padded = previousInput,
+              anchorFlows.count == output.n, previous.h == output.h, previous.w == output.w,
+              h <= padded.h, w <= padded.w else { return }
+        let (ph, pw) = (padded.h, padded.w)
+        let (H, W, c) = (output.h, output.w, output.c)
+        let factor = Self.flowDownscale(height: ph, width: pw)
+        for i in 0..<output.n {
+            let t = Self.atFrameSize(i == 0 ? first : stepFlow(i, factor: factor, height: ph, width: pw),
+                                     working: (h, w), frame: (H, W))
+            let source = i == 0 ? previous : output.batchItems([i - 1])
+            let warped = FlowWarp.warp(source, flow: t.flow).warped
+            output.data.withUnsafeMutableBufferPointer { d in
+                warped.data.withUnsafeBufferPointer { wp in
+                    t.trusted.data.withUnsafeBufferPointer { v in
+                        let dst = d.baseAddress! + i * H * W * c
+                        let (wp, v) = (wp.baseAddress!, v.baseAddress!)
+                        parallelRanges(H, minPerThread: Self.rowsPerThread(width: W)) { rows in
+                            for p in (rows.lowerBound * W)..<(rows.upperBound * W) where v[p] > 0.5 {
+                                for k in 0..<c { dst[p * c + k] += alpha * (wp[p * c + k] - dst[p * c + k]) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A trusted flow at the padded working size as one at the frame's size: its working
+    /// region (h × w) enlarged to H × W with the vectors scaled, trusted where the working
+    /// pixel it comes from was and the source lies inside the frame.
+    private static func atFrameSize(_ t: TrustedFlow, working: (h: Int, w: Int), frame: (h: Int, w: Int)) -> TrustedFlow {
+        let (ph, pw) = (t.flow.shape[0], t.flow.shape[1])
+        let (h, w) = working, (H, W) = frame
+        var region = t.flow
+        if (ph, pw) != (h, w) {
+            region = Tensor(uninitialized: [h, w, 2])
+            region.data.withUnsafeMutableBufferPointer { r in
+                t.flow.data.withUnsafeBufferPointer { f in
+                    for y in 0..<h { (r.baseAddress! + y * w * 2).update(from: f.baseAddress! + y * pw * 2, count: w * 2) }
+                }
+            }
+        }
+        let flow = (H, W) == (h, w) ? region : FarnebackFlow.enlarge(region, height: H, width: W)
+        var trusted = Tensor(uninitialized: [H, W])
+        flow.data.withUnsafeBufferPointer { f in
+            t.trusted.data.withUnsafeBufferPointer { ok in
+                trusted.data.withUnsafeMutableBufferPointer { out in
+                    let (f, ok, out) = (f.baseAddress!, ok.baseAddress!, out.baseAddress!)
+                    parallelRanges(H, minPerThread: Self.rowsPerThread(width: W)) { rows in
+                        for y in rows {
+                            let row = min(h - 1, y * h / H) * pw
+                            for x in 0..<W {
+                                let p = y * W + x
+                                let (sx, sy) = (Float(x) + f[2 * p], Float(y) + f[2 * p + 1])
+                                let inside = sx >= 0 && sx <= Float(W - 1) && sy >= 0 && sy <= Float(H - 1)
+                                out[p] = inside && ok[row + min(w - 1, x * w / W)] > 0.5 ? 1 : 0
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return TrustedFlow(flow: flow, trusted: trusted)
     }
 }

@@ -75,13 +75,17 @@ public final class Stylizer: Sendable {
         t0 = StreamStatistics.now()
         if (ph, pw) != (h, w) { decoded = crop(decoded, height: h, width: w) }
         adapters?.adjust(decoded: &decoded)
+        var out = model.config.outputHead.output(decoded, working: working, frames: frames, spec: model.config.working)
+        // An affine head applies its maps to each frame as it comes, sensor noise included,
+        // which no blend of the maps can steady: the temporal blend runs on its output too.
+        let frameBlend = model.config.outputHead == .affine
+        if frameBlend { adapters?.adjust(output: &out, workingHeight: h, workingWidth: w) }
         if let adapters, adapters.wantsOutput {
             // The previous-output source keeps only the newest frame: the head runs on it alone.
             let newest = decoded.batchItems([b - 1])
             adapters.output(model.config.outputHead.workingOutput(newest, working: working.batchItems([b - 1])),
-                            decoded: newest)
+                            decoded: newest, frame: frameBlend ? out.batchItems([b - 1]) : nil)
         }
-        let out = model.config.outputHead.output(decoded, working: working, frames: frames, spec: model.config.working)
         record(\.other, since: t0)
         return out
     }
@@ -132,10 +136,14 @@ public protocol BatchAdapters {
     var wantsOutput: Bool { get }
     /// The batch's newest frame at the working size (not padded), [1, h, w, C]: RGB in
     /// [-1, 1], and what the decoder gave (RGB, or the affine head's maps).
-    func output(_ rgb: Tensor, decoded: Tensor)
+    /// `frame`: the newest output at the frame's size, when `adjust(output:)` ran.
+    func output(_ rgb: Tensor, decoded: Tensor, frame: Tensor?)
     /// Changes the decoder's output (working size, not padded) before the head uses it
     /// (the temporal blend).
     func adjust(decoded: inout Tensor)
+    /// Changes the batch's output at the frame's size (the temporal blend of an affine
+    /// head's result); the model ran at workingHeight × workingWidth.
+    func adjust(output: inout Tensor, workingHeight: Int, workingWidth: Int)
 }
 
 // MARK: - tensor plumbing

@@ -174,6 +174,45 @@ final class TemporalAdapterTests: XCTestCase {
         XCTAssertGreaterThan(unmoved / Float(count), 5 * error / Float(count), "the motion matters: the test can tell")
     }
 
+    /// An affine head's output is blended at the frame's size: the flows found on the
+    /// 64² working frames, enlarged to the 128² frame, carry the previous output (moved by
+    /// (4, 2) frame pixels, (2, 1) working pixels) onto the new one.
+    func testOutputBlendAtTheFrameSizeFollowsTheWorkingSizeFlow() {
+        let (h, w, H, W): (Int, Int, Int, Int) = (64, 64, 128, 128)
+        let (dx, dy): (Float, Float) = (4, 2)
+        var warp = PreviousOutputWarp()
+        warp.keep(input: texture(height: h, width: w), output: texture(height: h, width: w, phase: 1.3),
+                  decoded: texture(height: h, width: w, phase: 1.3),
+                  frame: texture(height: H, width: W, phase: 1.3, frequency: 0.5))
+        _ = warp.images(for: texture(height: h, width: w, dx: dx / 2, dy: dy / 2))
+        var output = texture(height: H, width: W, dx: dx, dy: dy, phase: 2.9, frequency: 0.5)
+        let own = output
+        let carried = texture(height: H, width: W, dx: dx, dy: dy, phase: 1.3, frequency: 0.5)
+        let unmovedPrevious = texture(height: H, width: W, phase: 1.3, frequency: 0.5)
+        warp.blend(output: &output, alpha: 0.75, workingHeight: h, workingWidth: w)
+        var (error, unmoved, count): (Float, Float, Int) = (0, 0, 0)
+        for y in 16..<(H - 16) {
+            for x in 16..<(W - 16) {
+                for c in 0..<3 {
+                    let i = (y * W + x) * 3 + c
+                    error += abs(output.data[i] - (0.75 * carried.data[i] + 0.25 * own.data[i]))
+                    unmoved += abs(output.data[i] - (0.75 * unmovedPrevious.data[i] + 0.25 * own.data[i]))
+                    count += 1
+                }
+            }
+        }
+        XCTAssertLessThan(error / Float(count), 0.02, "the previous output, moved by (\(dx), \(dy)), blended in")
+        XCTAssertGreaterThan(unmoved / Float(count), 5 * error / Float(count), "the motion matters: the test can tell")
+        // Without a kept output at the frame's size (an RGB head's stream) nothing changes.
+        var plain = PreviousOutputWarp()
+        plain.keep(input: texture(height: h, width: w), output: texture(height: h, width: w, phase: 1.3),
+                   decoded: texture(height: h, width: w, phase: 1.3))
+        _ = plain.images(for: texture(height: h, width: w, dx: dx / 2, dy: dy / 2))
+        var untouched = own
+        plain.blend(output: &untouched, alpha: 0.75, workingHeight: h, workingWidth: w)
+        XCTAssertEqual(untouched.data.array, own.data.array)
+    }
+
     func testWithoutAPreviousOutputOrAfterASizeChangeTheFramesAreTheImages() {
         let frames = TinyModelFolder.frames(3, 32, 40)
         var warp = PreviousOutputWarp()
