@@ -124,9 +124,12 @@ final class HotPathTests: XCTestCase {
         // the batch before: none may be malloc'd again.
         XCTAssertEqual(pool.allocated, 0, "\(pool.allocatedBytes) bytes of tensors allocated on the hot path", file: file, line: line)
         XCTAssertGreaterThan(pool.reused, 4 * 50, "the hot path does not draw from the pool", file: file, line: line)
-        // ≤ 0: a side thread of an engine stopped earlier in this process may still return
-        // memory to the OS meanwhile; growth is what the hot path must not cause.
-        XCTAssertLessThanOrEqual(delta.heapGrowth, 0, "the heap grew on the hot path", file: file, line: line)
+        // Less than one activation buffer: the Dispatch workers that run whole batch lanes
+        // (BatchLanes) make the small mallocs of a network run (shape arrays, closures) in
+        // their own glibc arenas, and one of those arenas takes a page or two from the
+        // system now and then (seen: 4–8 KB over four batches in 1 run of 6). A buffer
+        // malloc'd per batch would add at least 64 KB every batch.
+        XCTAssertLessThan(delta.heapGrowth, 64 << 10, "the heap grew on the hot path", file: file, line: line)
         // The count is process-wide: the runtime and other threads of the test process
         // (thread stacks, XCTest, Dispatch workers started or retired meanwhile) add a few
         // dozen in a full-suite run (up to 37 seen); one fresh activation buffer would add
