@@ -202,24 +202,31 @@ struct PreviousOutputWarp {
     func blend(_ decoded: inout Tensor, alpha: Float) {
         guard alpha > 0, let previous = previousDecoded, let first = firstFlow, anchorFlows.count == decoded.n,
               previous.c == decoded.c, decoded.h <= previous.h, decoded.w <= previous.w else { return }
-        let (h, w, c) = (decoded.h, decoded.w, decoded.c)
         let (ph, pw) = (previous.h, previous.w)
         let factor = Self.flowDownscale(height: ph, width: pw)
         for i in 0..<decoded.n {
             let t = i == 0 ? first : stepFlow(i, factor: factor, height: ph, width: pw)
             let source = i == 0 ? previous : Self.padded(decoded.batchItems([i - 1]), height: ph, width: pw)
-            let warped = FlowWarp.warp(source, flow: t.flow).warped
-            decoded.data.withUnsafeMutableBufferPointer { d in
-                warped.data.withUnsafeBufferPointer { wp in
-                    t.trusted.data.withUnsafeBufferPointer { v in
-                        let dst = d.baseAddress! + i * h * w * c
-                        let (wp, v) = (wp.baseAddress!, v.baseAddress!)
-                        parallelRanges(h, minPerThread: Self.rowsPerThread(width: w)) { rows in
-                            for y in rows {
-                                for x in 0..<w where v[y * pw + x] > 0.5 {
-                                    let (o, p) = ((y * w + x) * c, (y * pw + x) * c)
-                                    for k in 0..<c { dst[o + k] += alpha * (wp[p + k] - dst[o + k]) }
-                                }
+            Self.mix(&decoded, frame: i, toward: FlowWarp.warp(source, flow: t.flow).warped, where: t.trusted, alpha: alpha)
+        }
+    }
+
+    /// Frame i of `out` ([B, h, w, C]) moves `alpha` of the way to `warped` where
+    /// `trusted` ([H, W] with its warped image [1, H, W, C], H ≥ h, W ≥ w: the padded size,
+    /// or the frame's own) says so.
+    private static func mix(_ out: inout Tensor, frame i: Int, toward warped: Tensor, where trusted: Tensor, alpha: Float) {
+        let (h, w, c) = (out.h, out.w, out.c)
+        let stride = trusted.shape[1]
+        out.data.withUnsafeMutableBufferPointer { d in
+            warped.data.withUnsafeBufferPointer { wp in
+                trusted.data.withUnsafeBufferPointer { v in
+                    let dst = d.baseAddress! + i * h * w * c
+                    let (wp, v) = (wp.baseAddress!, v.baseAddress!)
+                    parallelRanges(h, minPerThread: Self.rowsPerThread(width: w)) { rows in
+                        for y in rows {
+                            for x in 0..<w where v[y * stride + x] > 0.5 {
+                                let (o, p) = ((y * w + x) * c, (y * stride + x) * c)
+                                for k in 0..<c { dst[o + k] += alpha * (wp[p + k] - dst[o + k]) }
                             }
                         }
                     }
@@ -245,26 +252,13 @@ struct PreviousOutputWarp {
               anchorFlows.count == output.n, previous.h == output.h, previous.w == output.w,
               h <= padded.h, w <= padded.w else { return }
         let (ph, pw) = (padded.h, padded.w)
-        let (H, W, c) = (output.h, output.w, output.c)
+        let (H, W) = (output.h, output.w)
         let factor = Self.flowDownscale(height: ph, width: pw)
         for i in 0..<output.n {
             let t = Self.atFrameSize(i == 0 ? first : stepFlow(i, factor: factor, height: ph, width: pw),
                                      working: (h, w), frame: (H, W))
             let source = i == 0 ? previous : output.batchItems([i - 1])
-            let warped = FlowWarp.warp(source, flow: t.flow).warped
-            output.data.withUnsafeMutableBufferPointer { d in
-                warped.data.withUnsafeBufferPointer { wp in
-                    t.trusted.data.withUnsafeBufferPointer { v in
-                        let dst = d.baseAddress! + i * H * W * c
-                        let (wp, v) = (wp.baseAddress!, v.baseAddress!)
-                        parallelRanges(H, minPerThread: Self.rowsPerThread(width: W)) { rows in
-                            for p in (rows.lowerBound * W)..<(rows.upperBound * W) where v[p] > 0.5 {
-                                for k in 0..<c { dst[p * c + k] += alpha * (wp[p * c + k] - dst[p * c + k]) }
-                            }
-                        }
-                    }
-                }
-            }
+            Self.mix(&output, frame: i, toward: FlowWarp.warp(source, flow: t.flow).warped, where: t.trusted, alpha: alpha)
         }
     }
 
