@@ -29,6 +29,7 @@ struct DirectConvPlan {
         self.kw = kw
         self.stride = stride
         self.padding = padding
+        precondition(cout <= Self.maxOutputChannels, "DirectConvPlan: \(cout) output channels, at most \(Self.maxOutputChannels)")
         vectors = (cout + 7) / 8
         let lanes = vectors * 8
         var w = [Float](repeating: 0, count: kh * kw * cin * lanes)
@@ -91,8 +92,8 @@ struct DirectConvPlan {
                 switch vectors {
                 case 1: Self.row1(input, wp, bp, o, ops: pixelStride, plan: self, pw: pw, ow: ow)
                 case 2: Self.row2(input, wp, bp, o, ops: pixelStride, plan: self, pw: pw, ow: ow)
-                case 3, 4: Self.row4(input, wp, bp, o, ops: pixelStride, plan: self, pw: pw, ow: ow)
-                default: Self.rowN(input, wp, bp, o, ops: pixelStride, plan: self, pw: pw, ow: ow)
+                // vectors ≤ 4: plans exist only for cout ≤ maxOutputChannels
+                default: Self.row4(input, wp, bp, o, ops: pixelStride, plan: self, pw: pw, ow: ow)
                 }
             }
         }
@@ -226,29 +227,6 @@ struct DirectConvPlan {
         vstore(v1, o + 8)
         store(v2, o + 16, count: min(8, cout - 16))
         if cout > 24 { store(v3, o + 24, count: cout - 24) }
-    }
-
-    /// One output row, any channel count (one pixel at a time; the general fallback).
-    private static func rowN(_ s: UnsafePointer<Float>, _ wp: UnsafePointer<Float>, _ bp: UnsafePointer<Float>,
-                             _ d: UnsafeMutablePointer<Float>, ops: Int, plan p: DirectConvPlan, pw: Int, ow: Int) {
-        let (cin, st, cout, v, lanes) = (p.cin, p.stride, p.cout, p.vectors, p.vectors * 8)
-        var acc = [Vec8](repeating: .zero, count: v)
-        for ox in 0..<ow {
-            for j in 0..<v { acc[j] = vload(bp + 8 * j) }
-            for ky in 0..<p.kh {
-                let rowBase = s + ky * pw * cin
-                for kx in 0..<p.kw {
-                    let wTap = wp + (ky * p.kw + kx) * cin * lanes
-                    let i0 = rowBase + (ox * st + kx) * cin
-                    for ci in 0..<cin {
-                        let xv = Vec8(repeating: i0[ci])
-                        for j in 0..<v { acc[j] = acc[j].addingProduct(xv, vload(wTap + ci * lanes + 8 * j)) }
-                    }
-                }
-            }
-            let o = d + ox * ops
-            for j in 0..<v { store(acc[j], o + 8 * j, count: min(8, cout - 8 * j)) }
-        }
     }
 }
 

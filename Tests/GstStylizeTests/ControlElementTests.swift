@@ -37,12 +37,9 @@ final class ControlElementTests: XCTestCase {
     }
 
     func testControlSetWhilePlayingSwitchesAtABatchBoundaryAndABadFileLeavesTheStreamRunning() throws {
-        let saved = StreamEngineFactory.make
-        StylizeEngine.installAsDefaultFactory()
-        defer { StreamEngineFactory.make = saved }
-        let model = try TinyModelFolder.make(mode: .sdedit, scheduler: "DDIMScheduler",
-                                             schedulerExtra: #", "prediction_type": "sample""#)
-        defer { try? FileManager.default.removeItem(atPath: model) }
+        let real = try RealEngineFixture(mode: .sdedit)
+        defer { real.restore() }
+        let model = real.model
         let m = try StylizeModel(path: model)
         let lllite = NSTemporaryDirectory() + "element-lllite-\(getpid()).safetensors"
         defer { try? FileManager.default.removeItem(atPath: lllite) }

@@ -840,12 +840,9 @@ final class InProcessPipelineTests: XCTestCase {
     /// With the real engine: two elements naming one folder load it once, and the same
     /// clip through the element twice gives byte-identical frames for a fixed seed.
     func testRealEngineSharesOneModelAndIsDeterministic() throws {
-        let saved = StreamEngineFactory.make
-        StylizeEngine.installAsDefaultFactory()
-        defer { StreamEngineFactory.make = saved }
-        let model = try TinyModelFolder.make(mode: .concatChannels, scheduler: "DDIMScheduler",
-                                             schedulerExtra: #", "prediction_type": "sample""#)
-        defer { try? FileManager.default.removeItem(atPath: model) }
+        let real = try RealEngineFixture(mode: .concatChannels)
+        defer { real.restore() }
+        let model = real.model
         let key = URL(fileURLWithPath: model).standardizedFileURL.resolvingSymlinksInPath().path
         let shared = try run("videotestsrc num-buffers=20 ! video/x-raw,format=I420,width=33,height=17 "
                              + "! stylize model=\(model) batch-size=3 ! videoconvert ! video/x-raw,format=BGRx "

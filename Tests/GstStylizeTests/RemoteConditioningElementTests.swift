@@ -20,12 +20,9 @@ final class RemoteConditioningElementTests: XCTestCase {
     private let spec = FrameSpec(format: "RGB", width: 32, height: 32)
 
     func testTwoElementsShareAServerSurviveItsOutageAndRecover() throws {
-        let saved = StreamEngineFactory.make
-        StylizeEngine.installAsDefaultFactory()
-        defer { StreamEngineFactory.make = saved }
-        let model = try TinyModelFolder.make(mode: .sdedit, scheduler: "DDIMScheduler",
-                                             schedulerExtra: #", "prediction_type": "sample""#)
-        defer { try? FileManager.default.removeItem(atPath: model) }
+        let real = try RealEngineFixture(mode: .sdedit)
+        defer { real.restore() }
+        let model = real.model
         let server = LoopbackInferenceServer(encoder: try StylizeModel(path: model).conditioning, model: "tiny")
         try server.start()
         defer { server.stop() }

@@ -2,6 +2,7 @@ import CGStreamer
 import CGstCheck
 import CShims
 import Foundation
+import StylizeEngine
 import StylizeTestSupport
 import XCTest
 @testable import GstStylize
@@ -392,4 +393,23 @@ final class Locked<T>: @unchecked Sendable {
         set { lock.withLock { _value = newValue } }
     }
     func update(_ body: (inout T) -> Void) { lock.withLock { body(&_value) } }
+}
+
+/// The real engine behind the element (instead of TestEngine's stand-in) and a tiny DDIM
+/// folder that predicts the sample; `restore()`, deferred by the caller, puts the
+/// factory back and removes the folder.
+struct RealEngineFixture {
+    let model: String
+    private let savedFactory = StreamEngineFactory.make
+
+    init(mode: ConditioningMode) throws {
+        model = try TinyModelFolder.make(mode: mode, scheduler: "DDIMScheduler",
+                                         schedulerExtra: #", "prediction_type": "sample""#)
+        StylizeEngine.installAsDefaultFactory()
+    }
+
+    func restore() {
+        StreamEngineFactory.make = savedFactory
+        try? FileManager.default.removeItem(atPath: model)
+    }
 }
