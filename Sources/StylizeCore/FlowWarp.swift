@@ -87,6 +87,73 @@ public enum FlowWarp {
         return (warped, valid)
     }
 
+    /// The temporal blend toward a warped image in one pass: frame `i` of `out`
+    /// ([N, H, W, 3]) moves `alpha` of the way toward `source` sampled as `warp(_:flow:)`
+    /// samples it, at the pixels whose sample lies inside the frame and whose cell of the
+    /// coarse `trust` map is 1 (elsewhere it is left alone). Pixel (x, y) reads the cell
+    /// (y·th / H, x·tw / W) of the region th × tw at the top left of `trust` ([TH, TW]).
+    /// `source` is [1, H, W, 3], or nil for frame i − 1 of `out` itself (as blended).
+    /// The same values as `warp` then a masked mix, without the warped image, its validity
+    /// plane or a trust map at the frame's size.
+    public static func blendWarped(_ out: inout Tensor, frame i: Int, toward source: Tensor?, flow: Tensor,
+                                   trust: Tensor, trustRegion: (h: Int, w: Int), alpha: Float) {
+        let (h, w) = (out.h, out.w)
+        let (th, tw, trustStride) = (trustRegion.h, trustRegion.w, trust.shape[1])
+        precondition(out.c == 3 && flow.shape == [h, w, 2] && i < out.n && (source != nil || i > 0)
+                     && source.map { $0.shape == [1, h, w, 3] } ?? true
+                     && trust.rank == 2 && th <= trust.shape[0] && tw <= trustStride && th > 0 && tw > 0,
+                     "FlowWarp.blendWarped: frames \(out.shape), frame \(i), source \(source?.shape ?? []), "
+                     + "flow \(flow.shape), trust \(trust.shape) region \(th)×\(tw)")
+        let plane = h * w * 3
+        func run(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>) {
+            flow.data.withUnsafeBufferPointer { fb in
+            trust.data.withUnsafeBufferPointer { tb in
+                let (f, cells) = (fb.baseAddress!, tb.baseAddress!)
+                parallelRanges(h, minPerThread: max(1, 8192 / w)) { rows in
+                    for y in rows {
+                        let row = cells + min(th - 1, y * th / h) * trustStride
+                        // trust column x·tw / W, stepped along the row
+                        var (column, carry) = (0, 0)
+                        @inline(__always) func trusted() -> Bool {
+                            let ok = row[column] > 0.5
+                            carry += tw
+                            while carry >= w { carry -= w; column += 1 }
+                            return ok
+                        }
+                        @inline(__always) func mix(_ p: Int, _ v: SIMD4<Float>) {
+                            let o = dst + 3 * p
+                            o[0] += alpha * (v[0] - o[0])
+                            o[1] += alpha * (v[1] - o[1])
+                            o[2] += alpha * (v[2] - o[2])
+                        }
+                        var x = 0
+                        while x + 8 <= w && (y < h - 1 || x + 8 < w) {
+                            let t = BilinearTaps8(flow: f + 2 * (y * w + x), x: x, y: y, width: w, height: h)
+                            for l in 0..<8 where trusted() && t.valid[l] > 0 { mix(y * w + x + l, t.sample4(l, src)) }
+                            x += 8
+                        }
+                        for x in x..<w where trusted() {
+                            let p = y * w + x
+                            let sx = Float(x) + f[2 * p], sy = Float(y) + f[2 * p + 1]
+                            guard sx >= 0 && sx <= Float(w - 1) && sy >= 0 && sy <= Float(h - 1) else { continue }
+                            let tap = BilinearTap(sx, sy, width: w, height: h)
+                            mix(p, SIMD4(tap.sample(src, channels: 3, channel: 0), tap.sample(src, channels: 3, channel: 1),
+                                         tap.sample(src, channels: 3, channel: 2), 0))
+                        }
+                    }
+                }
+            }}
+        }
+        out.data.withUnsafeMutableBufferPointer { ob in
+            let dst = ob.baseAddress! + i * plane
+            if let source {
+                source.data.withUnsafeBufferPointer { run(dst, $0.baseAddress!) }
+            } else {
+                run(dst, UnsafePointer(dst - plane))
+            }
+        }
+    }
+
     /// Occlusion by forward–backward consistency (Sundaram, Brox & Keutzer 2010, as the
     /// video style-transfer work uses it). `forward` is the flow prev → cur and `backward`
     /// cur → prev, both [H, W, 2]; the test is made on the current frame's grid, where the
@@ -193,6 +260,13 @@ struct BilinearTaps8 {
     /// bottom-right neighbour: not for the plane's last pixel).
     @inline(__always)
     func sample3(_ l: Int, _ plane: UnsafePointer<Float>, into o: UnsafeMutablePointer<Float>) {
+        let v = sample4(l, plane)
+        (o[0], o[1], o[2]) = (v[0], v[1], v[2])
+    }
+
+    /// `sample3`'s value in lanes 0–2 (lane 3: the next pixel's red, unused).
+    @inline(__always)
+    func sample4(_ l: Int, _ plane: UnsafePointer<Float>) -> SIMD4<Float> {
         @inline(__always) func pixel(_ i: Int) -> SIMD4<Float> { UnsafeRawPointer(plane + 3 * i).loadUnaligned(as: SIMD4<Float>.self) }
         let (i, right, down) = (Int(index[l]), Int(next[l]), Int(below[l]))
         let (p00, p01) = (pixel(i), pixel(i + right))
@@ -200,7 +274,6 @@ struct BilinearTaps8 {
         let (ax, ay) = (fx[l], fy[l])
         let top = p00 + ax * (p01 - p00)
         let bottom = p10 + ax * (p11 - p10)
-        let v = top + ay * (bottom - top)
-        (o[0], o[1], o[2]) = (v[0], v[1], v[2])
+        return top + ay * (bottom - top)
     }
 }

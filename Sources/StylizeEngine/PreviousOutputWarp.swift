@@ -244,59 +244,38 @@ struct PreviousOutputWarp {
     /// The temporal blend of the batch's output at the frame's size ([B, H, W, 3]), for
     /// an affine head: the same recursive filter along the motion as `blend`, with the
     /// working-size flows (the model ran at workingHeight × workingWidth, within the padded
-    /// size the flows were found at) enlarged to the frame. Frame −1 is the previous
-    /// batch's newest output, as blended. Without this batch's flows or a previous output
-    /// of this size, `output` is left alone.
+    /// size the flows were found at) enlarged to the frame, and each frame pixel trusted
+    /// where its working pixel was and its source lies inside the frame. Frame −1 is the
+    /// previous batch's newest output, as blended. Without this batch's flows or a
+    /// previous output of this size, `output` is left alone.
     func blend(output: inout Tensor, alpha: Float, workingHeight h: Int, workingWidth w: Int) {
         guard alpha > 0, let previous = previousFrame, let first = firstFlow, let padded = previousInput,
               anchorFlows.count == output.n, previous.h == output.h, previous.w == output.w,
               h <= padded.h, w <= padded.w else { return }
         let (ph, pw) = (padded.h, padded.w)
-        let (H, W) = (output.h, output.w)
         let factor = Self.flowDownscale(height: ph, width: pw)
         for i in 0..<output.n {
-            let t = Self.atFrameSize(i == 0 ? first : stepFlow(i, factor: factor, height: ph, width: pw),
-                                     working: (h, w), frame: (H, W))
-            let source = i == 0 ? previous : output.batchItems([i - 1])
-            Self.mix(&output, frame: i, toward: FlowWarp.warp(source, flow: t.flow).warped, where: t.trusted, alpha: alpha)
+            let t = i == 0 ? first : stepFlow(i, factor: factor, height: ph, width: pw)
+            FlowWarp.blendWarped(&output, frame: i, toward: i == 0 ? previous : nil,
+                                 flow: Self.enlarged(t.flow, working: (h, w), frame: (output.h, output.w)),
+                                 trust: t.trusted, trustRegion: (h, w), alpha: alpha)
         }
     }
 
-    /// A trusted flow at the padded working size as one at the frame's size: its working
-    /// region (h × w) enlarged to H × W with the vectors scaled, trusted where the working
-    /// pixel it comes from was and the source lies inside the frame.
-    private static func atFrameSize(_ t: TrustedFlow, working: (h: Int, w: Int), frame: (h: Int, w: Int)) -> TrustedFlow {
-        let (ph, pw) = (t.flow.shape[0], t.flow.shape[1])
-        let (h, w) = working, (H, W) = frame
-        var region = t.flow
+    /// A flow at the padded working size as one at the frame's size: its working region
+    /// (h × w) enlarged to H × W, the vectors scaled.
+    private static func enlarged(_ flow: Tensor, working: (h: Int, w: Int), frame: (h: Int, w: Int)) -> Tensor {
+        let (ph, pw) = (flow.shape[0], flow.shape[1])
+        let (h, w) = working
+        var region = flow
         if (ph, pw) != (h, w) {
             region = Tensor(uninitialized: [h, w, 2])
             region.data.withUnsafeMutableBufferPointer { r in
-                t.flow.data.withUnsafeBufferPointer { f in
+                flow.data.withUnsafeBufferPointer { f in
                     for y in 0..<h { (r.baseAddress! + y * w * 2).update(from: f.baseAddress! + y * pw * 2, count: w * 2) }
                 }
             }
         }
-        let flow = (H, W) == (h, w) ? region : FarnebackFlow.enlarge(region, height: H, width: W)
-        var trusted = Tensor(uninitialized: [H, W])
-        flow.data.withUnsafeBufferPointer { f in
-            t.trusted.data.withUnsafeBufferPointer { ok in
-                trusted.data.withUnsafeMutableBufferPointer { out in
-                    let (f, ok, out) = (f.baseAddress!, ok.baseAddress!, out.baseAddress!)
-                    parallelRanges(H, minPerThread: Self.rowsPerThread(width: W)) { rows in
-                        for y in rows {
-                            let row = min(h - 1, y * h / H) * pw
-                            for x in 0..<W {
-                                let p = y * W + x
-                                let (sx, sy) = (Float(x) + f[2 * p], Float(y) + f[2 * p + 1])
-                                let inside = sx >= 0 && sx <= Float(W - 1) && sy >= 0 && sy <= Float(H - 1)
-                                out[p] = inside && ok[row + min(w - 1, x * w / W)] > 0.5 ? 1 : 0
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return TrustedFlow(flow: flow, trusted: trusted)
+        return frame == working ? region : FarnebackFlow.enlarge(region, height: frame.h, width: frame.w)
     }
 }

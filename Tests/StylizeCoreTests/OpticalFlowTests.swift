@@ -147,6 +147,43 @@ final class OpticalFlowTests: XCTestCase {
         }
     }
 
+    /// The one-pass blend against its definition: `warp`, then frame i moves α toward the
+    /// warped image where the sample is inside and the coarse trust cell (y·th/H, x·tw/W)
+    /// is 1. Same values to the bit (same taps, same arithmetic), for an explicit source
+    /// and for frame i − 1 of the output itself, on a width that leaves a scalar tail.
+    func testBlendWarpedIsWarpThenAMaskedMix() {
+        let (n, h, w, alpha): (Int, Int, Int, Float) = (3, 23, 45, 0.7)
+        var flow = Reference.randomTensor([h, w, 2], seed: 5, scale: 5)
+        flow.data[2 * (11 * w + 9)] = .nan
+        // a 9×17 trust map of which the top-left 7×13 region is used
+        var trust = Tensor(zeros: [9, 17])
+        let coin = Reference.randomTensor([9 * 17], seed: 6)
+        for i in 0..<trust.count { trust.data[i] = coin.data[i] > 0 ? 1 : 0 }
+        let (th, tw) = (7, 13)
+        let frames = Reference.randomTensor([n, h, w, 3], seed: 7)
+        let source = Reference.randomTensor([1, h, w, 3], seed: 8)
+        for (i, explicit) in [(0, true), (2, false)] {
+            var fused = frames
+            FlowWarp.blendWarped(&fused, frame: i, toward: explicit ? source : nil, flow: flow,
+                                 trust: trust, trustRegion: (th, tw), alpha: alpha)
+            let (warped, valid) = FlowWarp.warp(explicit ? source : frames.batchItems([i - 1]), flow: flow)
+            var expected = frames
+            var blended = 0
+            for y in 0..<h {
+                for x in 0..<w where valid.data[y * w + x] > 0.5 && trust.data[(y * th / h) * 17 + x * tw / w] > 0.5 {
+                    blended += 1
+                    for c in 0..<3 {
+                        let (o, p) = (((i * h + y) * w + x) * 3 + c, (y * w + x) * 3 + c)
+                        expected.data[o] += alpha * (warped.data[p] - expected.data[o])
+                    }
+                }
+            }
+            XCTAssertEqual(fused.data.array, expected.data.array, "frame \(i), explicit source \(explicit)")
+            XCTAssertGreaterThan(blended, h * w / 8, "a fair share of pixels blended")
+            XCTAssertLessThan(blended, h * w * 7 / 8, "and a fair share left alone")
+        }
+    }
+
     func testForwardBackwardCheckMarksTheDisoccludedStrip() {
         // A 10 px square moves 4 px right over a still background. On the current frame,
         // the strip it uncovered (x 10..<14) shows background that prev hid: its backward
