@@ -163,11 +163,7 @@ public final class FrameBatcher<Frame, Event>: @unchecked Sendable {
     public func startFlushing() {
         condition.withLock {
             flushing = true
-            queue.removeAll()
-            queuedFrames = 0
-            epoch &+= 1
-            closeOpenBatch()
-            condition.broadcast()
+            dropEverything()
         }
     }
 
@@ -175,11 +171,7 @@ public final class FrameBatcher<Frame, Event>: @unchecked Sendable {
     public func stopFlushing() {
         condition.withLock {
             flushing = false
-            queue.removeAll()
-            queuedFrames = 0
-            epoch &+= 1
-            closeOpenBatch()
-            condition.broadcast()
+            dropEverything()
         }
     }
 
@@ -187,11 +179,7 @@ public final class FrameBatcher<Frame, Event>: @unchecked Sendable {
     public func stop() {
         condition.withLock {
             stopped = true
-            queue.removeAll()
-            queuedFrames = 0
-            epoch &+= 1
-            closeOpenBatch()
-            condition.broadcast()
+            dropEverything()
         }
     }
 
@@ -199,15 +187,21 @@ public final class FrameBatcher<Frame, Event>: @unchecked Sendable {
         condition.withLock {
             stopped = false
             flushing = false
-            queue.removeAll()
-            queuedFrames = 0
-            epoch &+= 1
-            closeOpenBatch()
-            condition.broadcast()
+            dropEverything()
         }
     }
 
     // MARK: - under the lock
+
+    /// Drops every queued frame and the open batch and wakes every waiter (the frames of
+    /// the old epoch are never handed out).
+    private func dropEverything() {
+        queue.removeAll()
+        queuedFrames = 0
+        epoch &+= 1
+        closeOpenBatch()
+        condition.broadcast()
+    }
 
     private func frameCount() -> Int { queuedFrames }
 
