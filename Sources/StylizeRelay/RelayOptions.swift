@@ -114,10 +114,10 @@ public struct ServedOptions: ParsableArguments {
     public var mount: String = "/stylize"
 
     @Option(help: "Served width in pixels (even).")
-    public var width: Int = 256
+    public var width: Int = 640
 
     @Option(help: "Served height in pixels (even).")
-    public var height: Int = 256
+    public var height: Int = 480
 
     @Option(help: "Served frames per second; frames are sent at this rate whatever the source's rate.")
     public var framerate: Int = 25

@@ -402,8 +402,14 @@ def export_checkpoint(path: str, folder: str) -> str:
     vae, unet, te = nano.build_models(tok, 0)
     ck = torch.load(path, weights_only=False)
     vae.load_state_dict(ck["vae"]); unet.load_state_dict(ck["unet"]); te.load_state_dict(ck["te"])
+    head = None
+    if ck.get("head") is not None:  # an affine-head run: its decoder makes the maps
+        head = nano.build_head(vae)
+        head.load_state_dict(ck["head"])
+        head.encoder.load_state_dict(vae.encoder.state_dict())
+        head.eval()
     print(f"checkpoint {path}: stage {ck['state']['stage']}, step {ck['state']['step']}")
-    nano.write_folder(folder, vae.eval(), unet.eval(), te.eval(), tok)
+    nano.write_folder(folder, vae.eval(), unet.eval(), te.eval(), tok, head=head)
     return folder
 
 
