@@ -29,7 +29,7 @@ final class RelayUnitTests: XCTestCase {
         XCTAssertEqual(o.served.host, "0.0.0.0")
         XCTAssertEqual(o.served.port, 8554)
         XCTAssertEqual(o.served.mount, "/stylize")
-        XCTAssertEqual(o.served.format, ServedFormat(width: 256, height: 256, framerate: 25))
+        XCTAssertEqual(o.served.format, ServedFormat(width: 640, height: 480, framerate: 25), "a webcam's size: the embedded model runs it at video rate")
         XCTAssertEqual(o.served.encoder, "auto")
         XCTAssertEqual(o.source.rtspTransport, .tcp)
         XCTAssertEqual(o.source.timeout, 5)
