@@ -6,7 +6,8 @@ used in training) through the Swift engine:
 
 Prints per style: PSNR of the output to the style's reference transform (styles.py),
 style-ID accuracy (output closer, in MSE, to its own style's reference than to every
-other style's), both for a seen prompt and for unseen paraphrases (HELDOUT_TEMPLATES);
+other style's; the misses are listed with the style they sat nearest to), both for a seen
+prompt and for unseen paraphrases (HELDOUT_TEMPLATES);
 and a temporal-stability check: 60 frames of one still photo with independent
 Gaussian noise (sigma = 2/255); the mean absolute difference between consecutive outputs
 must be <= 1.5x that of the reference transform on the same frames.
@@ -163,8 +164,9 @@ def psnr(a, b):
     return 10 * np.log10(255.0 ** 2 / max(mse(a, b), 1e-10))
 
 
-def evaluate(engine, photos, prompts_per_style: dict, tag: str):
-    """-> {style: (mean psnr, id accuracy)}"""
+def evaluate(engine, photos, prompts_per_style: dict, tag: str, misses: list | None = None):
+    """-> {style: (mean psnr, id accuracy)}; each miss (style, photo, nearest reference's
+    style) is appended to `misses`."""
     refs = {name: {s: styles.apply(s, img) for s in styles.STYLE_NAMES} for name, img in photos}
     res = {}
     for s in styles.STYLE_NAMES:
@@ -174,7 +176,10 @@ def evaluate(engine, photos, prompts_per_style: dict, tag: str):
                 out = engine(img, prompt, f"{tag}_{s}_{pi}_{name}")
                 ps.append(psnr(out, refs[name][s]))
                 d = {t: mse(out, refs[name][t]) for t in styles.STYLE_NAMES}
-                hits += int(min(d, key=d.get) == s)
+                nearest = min(d, key=d.get)
+                hits += int(nearest == s)
+                if nearest != s and misses is not None:
+                    misses.append((s, name, nearest))
                 n += 1
         res[s] = (float(np.mean(ps)), hits / n)
     return res
@@ -451,7 +456,8 @@ def main():
     seen = {s: [styles.STYLES[s]["keys"][0]] for s in styles.STYLE_NAMES}
     unseen = {s: styles.heldout_prompts(s)[::max(1, len(styles.heldout_prompts(s)) // a.unseen)][:a.unseen]
               for s in styles.STYLE_NAMES}
-    r_seen = evaluate(engine, photos, seen, "seen")
+    misses: list = []
+    r_seen = evaluate(engine, photos, seen, "seen", misses)
     r_unseen = evaluate(engine, photos, unseen, "unseen")
     ok = True
     print(f"\n{'style':11s} {'PSNR':>7s} {'ID acc':>7s} | {'unseen PSNR':>11s} {'ID acc':>7s}")
@@ -465,6 +471,8 @@ def main():
     mau = np.mean([v[1] for v in r_unseen.values()])
     print(f"{'mean':11s} {mp:7.2f} {ma * 100:6.1f}% | {mpu:11.2f} {mau * 100:6.1f}%")
     ok &= mp >= 20 and ma >= 0.9 and mau >= 0.9
+    if misses:  # which reference each style-ID miss of the seen prompts sat nearest to
+        print("style-ID misses (seen prompts): " + ", ".join(f"{s} on {p} -> {t}" for s, p, t in misses))
     summary = dict(seen=r_seen, unseen=r_unseen, mean_psnr=mp, mean_id=ma, unseen_psnr=mpu, unseen_id=mau)
     if a.temporal_frames > 0:
         tr = temporal(engine, photos[0][1], a.temporal_frames)
