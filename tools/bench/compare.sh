@@ -3,7 +3,7 @@
 # the same random-weight folders of the real architectures, same batch, size and threads,
 # one after the other in this run, plus the embedded model through gst-launch.
 #
-#   tools/bench/compare.sh [--repeats N] [--openvino] [--sdcpp] [--pairs N] [--torch]
+#   tools/bench/compare.sh [--repeats N] [--openvino] [--sdcpp] [--pairs N] [--torch] [--isa avx2|native]
 #
 # Developer-only: PyTorch comes from the tools venv (PYTHON=.venv-tools/bin/python; see
 # tools/fixtures/requirements.txt). Needs `swift build -c release` first. Model folders are
@@ -25,11 +25,20 @@
 #               --type f32 and q8_0 (SDCPP_TYPES), on a random SD 1.5 pipeline folder
 #               (tools/bench/make_sdcpp_pipeline.py, sharing our U-Net's weights).
 # Raw outputs of every peer-row run go to out/bench-logs/compare-<time>/.
+#
+# --isa sets the vector ISA both sides may use, so a comparison on a CPU with AVX-512 says
+# what it compares (without it, the environment decides: this project's machines set
+# OPENBLAS_CORETYPE=Haswell, which holds OpenBLAS to AVX2 while OpenVINO uses AVX-512):
+#   avx2    OPENBLAS_CORETYPE=Haswell for us, ONEDNN_MAX_CPU_ISA=AVX2 for OpenVINO (its CPU
+#           plugin honours oneDNN's cap); the ISA the project targets (our kernels are
+#           compiled for Haswell whatever this says)
+#   native  OpenBLAS detects the CPU (AVX-512 kernels where there are), OpenVINO uncapped
+# sd.cpp is compiled for the build machine (GGML_NATIVE) and ignores both.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPEATS=3
 PAIRS=3
-OPENVINO=0 SDCPP_ROWS=0 TORCH=
+OPENVINO=0 SDCPP_ROWS=0 TORCH= ISA=
 while [ $# -gt 0 ]; do
     case $1 in
         --repeats) REPEATS=$2; shift 2 ;;
@@ -37,9 +46,16 @@ while [ $# -gt 0 ]; do
         --openvino) OPENVINO=1; shift ;;
         --sdcpp) SDCPP_ROWS=1; shift ;;
         --torch) TORCH=1; shift ;;
-        *) echo "usage: tools/bench/compare.sh [--repeats N] [--openvino] [--sdcpp] [--pairs N] [--torch]" >&2; exit 2 ;;
+        --isa) ISA=$2; shift 2 ;;
+        *) echo "usage: tools/bench/compare.sh [--repeats N] [--openvino] [--sdcpp] [--pairs N] [--torch] [--isa avx2|native]" >&2; exit 2 ;;
     esac
 done
+case $ISA in
+    avx2) export OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2 ;;
+    native) unset OPENBLAS_CORETYPE ONEDNN_MAX_CPU_ISA ;;
+    "") ;;
+    *) echo "compare.sh: --isa avx2 or native, not '$ISA'" >&2; exit 2 ;;
+esac
 [ -n "$TORCH" ] || { [ $OPENVINO = 0 ] && [ $SDCPP_ROWS = 0 ] && TORCH=1 || TORCH=0; }
 PY=${PYTHON:-.venv-tools/bin/python}
 TOOL=.build/release/stylize-tool
@@ -182,7 +198,7 @@ peer_tables() {
         interleaved "SD1.5 U-Net step, 256², batch 1" 1 "${sd[@]}" -- unet --model "$unet" --batch 1 --size 256x256
     fi
     echo
-    echo "$(date -u +%Y-%m-%d), $(nproc) cores ($(sed -nE 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $THREADS threads both sides, $PAIRS interleaved rounds (stylize, then the peer) of median-of-$REPEATS, medians over the rounds; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+    echo "$(date -u +%Y-%m-%d), $(nproc) cores ($(sed -nE 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $THREADS threads both sides, $PAIRS interleaved rounds (stylize, then the peer) of median-of-$REPEATS, medians over the rounds; --isa ${ISA:-unset}, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-unset}; OpenBLAS kernels: $(OPENBLAS_VERBOSE=2 "$TOOL" bench flow --size 16x16 --repeats 1 2>&1 | sed -nE 's/^Core: //p' | head -1)"
     echo "OpenBLAS sgemm peak measured by stylize-tool bench in this run: median $(printf '%s\n' "${all_peaks[@]}" | median) GFLOP/s ($(printf '%s\n' "${all_peaks[@]}" | sort -g | head -1)–$(printf '%s\n' "${all_peaks[@]}" | sort -g | tail -1) over ${#all_peaks[@]} runs)"
     [ $OPENVINO = 1 ] && echo "OpenVINO $("$PY" -c 'import openvino; print(openvino.__version__.split("-")[0])'), PERFORMANCE_HINT LATENCY, INFERENCE_NUM_THREADS $THREADS, static shapes, f32 IR"
     [ $SDCPP_ROWS = 1 ] && echo "sd.cpp: sd-cli from $(ls -d out/sdcpp/stable_diffusion_cpp_python-* 2>/dev/null | sed 's#.*/##' | head -1) (GGML_NATIVE), euler, cfg-scale 1, $SDCPP_STEPS steps; time per step = median of steps 2..$SDCPP_STEPS (the s/it it printed: mean over all steps); its Conv2d weights are f16 whatever --type says"
