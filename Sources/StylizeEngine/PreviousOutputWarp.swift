@@ -212,8 +212,8 @@ struct PreviousOutputWarp {
     }
 
     /// Frame i of `out` ([B, h, w, C]) moves `alpha` of the way to `warped` where
-    /// `trusted` ([H, W] with its warped image [1, H, W, C], H ≥ h, W ≥ w: the padded size,
-    /// or the frame's own) says so.
+    /// `trusted` ([H, W] with its warped image [1, H, W, C] at the padded size, H ≥ h, W ≥ w)
+    /// says so.
     private static func mix(_ out: inout Tensor, frame i: Int, toward warped: Tensor, where trusted: Tensor, alpha: Float) {
         let (h, w, c) = (out.h, out.w, out.c)
         let stride = trusted.shape[1]
