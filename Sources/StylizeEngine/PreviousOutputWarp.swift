@@ -34,6 +34,9 @@ struct PreviousOutputWarp {
     /// previous batch's newest input on the flow's grid, and frame 0's at the padded size.
     private var anchorFlows: [AnchorFlow] = []
     private var firstFlow: TrustedFlow?
+    /// This batch's flows from frame i to frame i − 1 (index i − 1) at the padded size,
+    /// made by the first blend that needs them: an affine head's two blends share them.
+    private var stepFlows: [TrustedFlow] = []
 
     /// A backward flow at the padded size and where it may be used (1) or not (0).
     struct TrustedFlow {
@@ -57,6 +60,7 @@ struct PreviousOutputWarp {
         previousFrame = nil
         anchorFlows = []
         firstFlow = nil
+        stepFlows.removeAll(keepingCapacity: true)
     }
 
     /// Keeps a batch's newest input (padded, [1, H, W, 3]), its RGB output and its decoder
@@ -68,6 +72,7 @@ struct PreviousOutputWarp {
         previousFrame = frame
         anchorFlows = []
         firstFlow = nil
+        stepFlows.removeAll(keepingCapacity: true)
     }
 
     private static func padded(_ t: Tensor, height: Int, width: Int) -> Tensor {
@@ -159,6 +164,7 @@ struct PreviousOutputWarp {
     mutating func images(for frames: Tensor) -> Tensor {
         anchorFlows = []
         firstFlow = nil
+        stepFlows.removeAll(keepingCapacity: true)
         guard let input = previousInput, let output = previousOutput,
               hasPrevious(height: frames.h, width: frames.w) else { return frames }
         let factor = Self.flowDownscale(height: frames.h, width: frames.w)
@@ -199,7 +205,7 @@ struct PreviousOutputWarp {
     /// decoded_{−1} being the previous batch's newest (already blended), so the blend is a
     /// recursive filter along the motion. Needs this batch's `images(for:)`; without them
     /// (a stream's first batch, a batch that did not refresh) `decoded` is left alone.
-    func blend(_ decoded: inout Tensor, alpha: Float) {
+    mutating func blend(_ decoded: inout Tensor, alpha: Float) {
         guard alpha > 0, let previous = previousDecoded, let first = firstFlow, anchorFlows.count == decoded.n,
               previous.c == decoded.c, decoded.h <= previous.h, decoded.w <= previous.w else { return }
         let (ph, pw) = (previous.h, previous.w)
@@ -236,9 +242,13 @@ struct PreviousOutputWarp {
     }
 
     /// Frame i's flow to frame i − 1 of this batch (i ≥ 1) at the padded size, through the anchor.
-    private func stepFlow(_ i: Int, factor: Int, height: Int, width: Int) -> TrustedFlow {
-        let c = Self.composed(anchorFlows[i], anchorFlows[i - 1])
-        return Self.trusted(backward: c.backward, occluded: c.occluded, factor: factor, height: height, width: width)
+    private mutating func stepFlow(_ i: Int, factor: Int, height: Int, width: Int) -> TrustedFlow {
+        while stepFlows.count < i {
+            let j = stepFlows.count + 1
+            let c = Self.composed(anchorFlows[j], anchorFlows[j - 1])
+            stepFlows.append(Self.trusted(backward: c.backward, occluded: c.occluded, factor: factor, height: height, width: width))
+        }
+        return stepFlows[i - 1]
     }
 
     /// The temporal blend of the batch's output at the frame's size ([B, H, W, 3]), for
@@ -248,7 +258,7 @@ struct PreviousOutputWarp {
     /// where its working pixel was and its source lies inside the frame. Frame −1 is the
     /// previous batch's newest output, as blended. Without this batch's flows or a
     /// previous output of this size, `output` is left alone.
-    func blend(output: inout Tensor, alpha: Float, workingHeight h: Int, workingWidth w: Int) {
+    mutating func blend(output: inout Tensor, alpha: Float, workingHeight h: Int, workingWidth w: Int) {
         guard alpha > 0, let previous = previousFrame, let first = firstFlow, let padded = previousInput,
               anchorFlows.count == output.n, previous.h == output.h, previous.w == output.w,
               h <= padded.h, w <= padded.w else { return }
