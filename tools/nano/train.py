@@ -265,10 +265,11 @@ def lr_at(step, total, base, warm=50):
 TIMESTEP = 999  # DDIM trailing, 1 step
 
 
-def edit_forward(vae, unet, te, src, cond, g, train_decoder: bool, head=None):
+def edit_forward(vae, unet, te, src, cond, g, train_decoder: bool, head=None, with_maps: bool = False):
     """With `head` (the affine head) the model runs at WORKING_SCALE of `src` (area
     downscale, as the engine's resizeArea) and its decoder's colour maps are applied to the
-    full-size `src`, exactly as the Swift engine does."""
+    full-size `src`, exactly as the Swift engine does; `with_maps` returns the maps (at the
+    working scale) in place of x0."""
     if head is not None:
         k = round(1 / nano.WORKING_SCALE)
         work = F.avg_pool2d(src, k)
@@ -280,25 +281,14 @@ def edit_forward(vae, unet, te, src, cond, g, train_decoder: bool, head=None):
     noise = torch.randn(src_lat.shape, generator=g)  # init_noise_sigma = 1; scale_model_input = id
     x0 = unet(torch.cat([noise, src_lat], 1), torch.full((src.shape[0],), TIMESTEP), ctx).sample
     if head is not None:
-        return x0, nano.apply_affine(head.decoder(x0 / vae.config.scaling_factor), src)
+        maps = head.decoder(x0 / vae.config.scaling_factor)
+        return (maps if with_maps else x0), nano.apply_affine(maps, src)
     out = vae.decoder(x0 / vae.config.scaling_factor)
     return x0, out
 
 
 # The affine head's 12 channels (4c + i: A_ci for i < 3, b_c at i = 3) of out = in.
 IDENTITY_MAPS = torch.tensor([1., 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
-
-
-def refine_forward(vae, unet, te, head, src, cond, g):
-    """edit_forward with the affine head, returning the maps at the working scale too."""
-    work = F.avg_pool2d(src, round(1 / nano.WORKING_SCALE))
-    with torch.no_grad():
-        src_lat = vae.encoder(work) * vae.config.scaling_factor
-    ctx = te(**cond).last_hidden_state
-    noise = torch.randn(src_lat.shape, generator=g)
-    x0 = unet(torch.cat([noise, src_lat], 1), torch.full((src.shape[0],), TIMESTEP), ctx).sample
-    maps = head.decoder(x0 / vae.config.scaling_factor)
-    return maps, nano.apply_affine(maps, src)
 
 
 def guided_maps(src, tgt, r: int = 1, eps: float = 1e-4):
@@ -477,7 +467,7 @@ def main():
                 info = dict(psnr=psnr(out, tgt))
             elif stage == "refine":
                 src, tgt, cond, g, names = batches.edit(si + 1, step, bs, augment=True, with_styles=True)
-                maps, out = refine_forward(vae, unet, te, head, src, cond, g)
+                maps, out = edit_forward(vae, unet, te, src, cond, g, True, head, with_maps=True)
                 with torch.no_grad():
                     target_maps = guided_maps(working(src), working(tgt))
                     for b_, n_ in enumerate(names):

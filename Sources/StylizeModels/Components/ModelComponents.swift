@@ -66,7 +66,6 @@ public struct HookableLinear: Hashable, Sendable {
     public let latentDownscale: Int
 }
 
-/// The model the denoise loop steps: noisy latent (+ context) in, prediction out.
 extension DenoiserInputs {
     /// The inputs of items `range` of this batch, for a call on those items alone:
     /// per-item tensors are sliced, shared ones (one timestep, one context) kept.
@@ -84,6 +83,7 @@ extension DenoiserInputs {
     }
 }
 
+/// The model the denoise loop steps: noisy latent (+ context) in, prediction out.
 public protocol Denoiser: ModelComponent {
     var inChannels: Int { get }
     var outChannels: Int { get }
